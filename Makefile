@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run test check unit bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+## run: the service on 127.0.0.1:8888 with an embedded Redis and a SQLite catalog
+run: $(STAMP)
+	$(BIN)/python -m infra.local
+
+## test: lint, type checks and every test (starts the services the tests need)
+test: check
+	bash infra/local/ensure-services.sh
+	$(BIN)/python -m pytest
+
+check: $(STAMP)
+	$(BIN)/ruff check app.py chalicelib infra tests bench
+	$(BIN)/mypy
+
+## bench: start the local stack against $$BENCH_REDIS_URL (or an embedded Redis) and measure
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

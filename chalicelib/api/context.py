@@ -1,0 +1,36 @@
+"""What every operation receives: the services of this container and the caller."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from chalicelib.config import Settings
+from chalicelib.events.model import Event, EventSink
+from chalicelib.storage.pooling import Pooling
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Services:
+    settings: Settings
+    pooling: Pooling
+    sink: EventSink
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who asks: the tenant and the client instance (already validated)."""
+
+    project: str
+    client_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """A write operation's result and the domain events it caused."""
+
+    value: T
+    events: Sequence[Event] = ()

@@ -1,0 +1,242 @@
+"""Message operations, shared by the REST and websocket transports."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from chalicelib import errors
+from chalicelib.api import crypto, validation
+from chalicelib.api.context import Caller, Outcome, Services
+from chalicelib.api.queues import ensure_queue
+from chalicelib.events.model import Event
+from chalicelib.storage import base
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    id: str
+    ttl: int
+    age: int
+    body: Any
+    claim_id: str | None
+    claim_count: int
+    created_ms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MessagePage:
+    items: list[Message]
+    next_marker: str | None
+
+
+def to_message(services: Services, record: base.MessageRecord, now_ms: int) -> Message:
+    text = record.body
+    if record.encrypted:
+        key = services.settings.message_encryption_key
+        if key is None:
+            raise errors.Unavailable("This message is encrypted and no MESSAGE_ENCRYPTION_KEY is configured.")
+        text = crypto.decrypt(key, text)
+    live_claim = record.claim_id if record.claim_id and record.claim_expires_ms > now_ms else None
+    return Message(
+        id=record.id,
+        ttl=record.ttl,
+        age=max(0, (now_ms - record.created_ms) // 1000),
+        body=json.loads(text),
+        claim_id=live_claim,
+        claim_count=record.claim_count,
+        created_ms=record.created_ms,
+    )
+
+
+def to_messages(services: Services, records: Sequence[base.MessageRecord], now_ms: int) -> list[Message]:
+    return [to_message(services, record, now_ms) for record in records]
+
+
+class _EncryptedQueues:
+    """Which queues encrypt, learnt from the pool, so a post needs one round trip."""
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self._ttl = ttl
+        self._seen: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        until = self._seen.get(key)
+        return until is not None and until > time.monotonic()
+
+    def add(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            if len(self._seen) > 10000:
+                self._seen.clear()
+            self._seen[key] = time.monotonic() + self._ttl
+
+
+ENCRYPTED_QUEUES = _EncryptedQueues()
+
+
+def _parse_new(services: Services, body: Any) -> list[tuple[Any, int | None, int | None]]:
+    limits = services.settings.limits
+    if not isinstance(body, dict) or "messages" not in body:
+        raise errors.InvalidBody('The request body must be an object like {"messages": [{"body": ...}]}.')
+    items = body["messages"]
+    if not isinstance(items, list):
+        raise errors.InvalidBody('"messages" must be a JSON array.')
+    if not items:
+        raise errors.InvalidBody("No messages were found in the request body.")
+    parsed = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or "body" not in item:
+            raise errors.InvalidBody(f'Message {index} must be an object with a "body".')
+        ttl = item.get("ttl")
+        if ttl is not None:
+            ttl = validation.integer(ttl, f"Message {index} ttl", limits.min_message_ttl, limits.max_message_ttl)
+        delay = item.get("delay")
+        if delay is not None:
+            delay = validation.integer(delay, f"Message {index} delay", 0, limits.max_message_delay)
+        parsed.append((item["body"], ttl, delay))
+    return parsed
+
+
+def message_post(services: Services, caller: Caller, queue: str, body: Any, *, size: int) -> Outcome[list[str]]:
+    """Append messages (created lazily with the queue); all or nothing, ids in request order."""
+    limits = services.settings.limits
+    validation.queue_name(queue, limits)
+    if size > limits.max_messages_post_size:
+        raise errors.InvalidBody(
+            f"Message posts may be at most {limits.max_messages_post_size} bytes; this one is {size}."
+        )
+    parsed = _parse_new(services, body)
+    texts = [json.dumps(item[0], separators=(",", ":")) for item in parsed]
+    key = (caller.project, queue)
+    store = services.pooling.lookup(project=caller.project, queue=queue)
+    create = store is None
+    if store is None:
+        store, _ = ensure_queue(services, caller, queue)
+    encrypt = key in ENCRYPTED_QUEUES
+    for _attempt in range(3):
+        bodies = texts
+        if encrypt:
+            secret = services.settings.message_encryption_key
+            if secret is None:
+                raise errors.Unavailable("Queue encrypts messages but no MESSAGE_ENCRYPTION_KEY is configured.")
+            bodies = [crypto.encrypt(secret, text) for text in texts]
+        new = [base.NewMessage(text, ttl, delay) for text, (_b, ttl, delay) in zip(bodies, parsed, strict=True)]
+        try:
+            posted = store.message_post(
+                project=caller.project, queue=queue, messages=new, client_id=caller.client_id, create=create,
+                encrypted=encrypt, request_size=size, default_ttl=limits.default_message_ttl,
+            )
+            break
+        except base.QueueMissing:
+            # the placement was cached but the queue is gone: register it again
+            services.pooling.forget(project=caller.project, queue=queue)
+            store, _ = ensure_queue(services, caller, queue)
+            create = True
+        except base.EncryptionRequired:
+            ENCRYPTED_QUEUES.add(key)
+            encrypt = True
+        except base.PostTooLarge as exc:
+            raise errors.InvalidBody(
+                f"Queue {queue} accepts posts of at most {exc.limit} bytes; this one is {size}."
+            ) from None
+    else:
+        raise errors.Unavailable("The messages could not be stored.")
+    data = {
+        "messages": [
+            {"id": mid, "ttl": ttl, "delay": delay, "body": item}
+            for mid, (item, ttl, delay) in zip(posted.ids, parsed, strict=True)
+        ]
+    }
+    events = [Event("message.posted", caller.project, queue, data)]
+    services.sink.publish(events)
+    return Outcome(posted.ids, events)
+
+
+def message_list(
+    services: Services,
+    caller: Caller,
+    queue: str,
+    *,
+    marker: str | None,
+    limit: int,
+    echo: bool,
+    include_claimed: bool,
+    include_delayed: bool,
+) -> MessagePage:
+    validation.queue_name(queue, services.settings.limits)
+    if marker is not None and not marker.isdigit():
+        raise errors.Invalid(f"Invalid marker {marker[:40]!r}: use the marker of a next link.")
+    store = services.pooling.lookup(project=caller.project, queue=queue)
+    if store is None:
+        return MessagePage([], None)
+    page = store.message_list(
+        project=caller.project, queue=queue, marker=marker, limit=limit, client_id=caller.client_id,
+        echo=echo, include_claimed=include_claimed, include_delayed=include_delayed,
+    )
+    return MessagePage(to_messages(services, page.items, page.now_ms), page.next_marker)
+
+
+def message_get_many(services: Services, caller: Caller, queue: str, ids: Sequence[str]) -> list[Message]:
+    """The existing messages among ``ids``; 404 when none exists."""
+    validation.queue_name(queue, services.settings.limits)
+    wanted = [mid for mid in ids if validation.message_id(mid)]
+    store = services.pooling.lookup(project=caller.project, queue=queue)
+    found: list[Message] = []
+    if store is not None and wanted:
+        records = store.message_get_many(project=caller.project, queue=queue, ids=wanted)
+        found = to_messages(services, records.items, records.now_ms)
+    if not found:
+        raise errors.NotFound(f"None of the requested messages exists in queue {queue}.")
+    return found
+
+
+def message_get(services: Services, caller: Caller, queue: str, message_id: str) -> Message:
+    try:
+        return message_get_many(services, caller, queue, [message_id])[0]
+    except errors.NotFound:
+        raise errors.MessageNotFound(queue=queue, message_id=message_id) from None
+
+
+def message_delete(
+    services: Services, caller: Caller, queue: str, message_id: str, *, claim_id: str | None
+) -> Outcome[None]:
+    validation.queue_name(queue, services.settings.limits)
+    store = services.pooling.lookup(project=caller.project, queue=queue)
+    if store is None or not validation.message_id(message_id):
+        return Outcome(None)
+    if claim_id is not None and not validation.message_id(claim_id):
+        raise errors.MessageNotClaimed(message_id=message_id, claim_id=claim_id[:64])
+    store.message_delete(project=caller.project, queue=queue, message_id=message_id, claim_id=claim_id)
+    events = [Event("message.deleted", caller.project, queue, {"ids": [message_id]})]
+    services.sink.publish(events)
+    return Outcome(None, events)
+
+
+def message_delete_many(services: Services, caller: Caller, queue: str, ids: Sequence[str]) -> Outcome[None]:
+    validation.queue_name(queue, services.settings.limits)
+    wanted = [mid for mid in ids if validation.message_id(mid)]
+    store = services.pooling.lookup(project=caller.project, queue=queue)
+    if store is None or not wanted:
+        return Outcome(None)
+    store.message_delete_many(project=caller.project, queue=queue, ids=wanted)
+    events = [Event("message.deleted", caller.project, queue, {"ids": list(wanted)})]
+    services.sink.publish(events)
+    return Outcome(None, events)
+
+
+def message_pop(services: Services, caller: Caller, queue: str, limit: int) -> Outcome[list[Message]]:
+    """Remove and return up to ``limit`` claimable messages, oldest first."""
+    validation.queue_name(queue, services.settings.limits)
+    store = services.pooling.lookup(project=caller.project, queue=queue)
+    if store is None:
+        return Outcome([])
+    records = store.message_pop(project=caller.project, queue=queue, limit=limit)
+    popped = to_messages(services, records.items, records.now_ms)
+    events = [Event("message.deleted", caller.project, queue, {"ids": [m.id for m in popped]})] if popped else []
+    services.sink.publish(events)
+    return Outcome(popped, events)

@@ -1,0 +1,264 @@
+"""Queue operations, shared by the REST and websocket transports."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib import errors
+from chalicelib.api import validation
+from chalicelib.api.context import Caller, Outcome, Services
+from chalicelib.events.model import Event
+from chalicelib.storage.base import MessageStore, QueueSettings, Stats
+
+PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueItem:
+    name: str
+    metadata: dict[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuePage:
+    items: list[QueueItem]
+    next_marker: str | None
+    count: int | None
+
+
+def _settings(services: Services, metadata: Mapping[str, Any]) -> QueueSettings:
+    return validation.queue_settings(
+        metadata,
+        services.settings.limits,
+        encryption_available=services.settings.message_encryption_key is not None,
+    )
+
+
+def _check_metadata(services: Services, metadata: Any, size: int) -> dict[str, Any]:
+    limit = services.settings.limits.max_queue_metadata
+    if size > limit:
+        raise errors.InvalidBody(f"Queue metadata may be at most {limit} bytes; got {size}.")
+    return validation.json_object(metadata, "queue metadata")
+
+
+def with_defaults(services: Services, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata as Zaqar reports it: reserved keys filled in with their defaults."""
+    merged = validation.reserved_defaults(services.settings.limits)
+    merged.update(metadata)
+    return merged
+
+
+def _store(services: Services, caller: Caller, name: str) -> MessageStore | None:
+    validation.queue_name(name, services.settings.limits)
+    return services.pooling.lookup(project=caller.project, queue=name)
+
+
+def ensure_queue(services: Services, caller: Caller, name: str, flavor: str | None = None) -> tuple[MessageStore, bool]:
+    """The store of a queue, registering it on a pool when it is new (lazy creation)."""
+    store = services.pooling.lookup(project=caller.project, queue=name)
+    if store is not None:
+        return store, False
+    return services.pooling.register(project=caller.project, queue=name, flavor=flavor)
+
+
+def queue_create(
+    services: Services, caller: Caller, name: str, metadata: Any, *, size: int = 0
+) -> Outcome[bool]:
+    """Create a queue; True when it is new. An existing queue is left unchanged."""
+    validation.queue_name(name, services.settings.limits)
+    metadata = _check_metadata(services, metadata if metadata is not None else {}, size)
+    settings = _settings(services, metadata)
+    flavor = metadata.get("_flavor")
+    if flavor is not None and not services.pooling.catalog.flavor_exists(flavor):
+        raise errors.InvalidBody(f"Flavor {flavor} does not exist.")
+    store, registered = ensure_queue(services, caller, name, flavor)
+    try:
+        created = store.queue_create(project=caller.project, queue=name, metadata=metadata, settings=settings)
+    except errors.Unavailable:
+        if registered:  # leave nothing half-made behind
+            services.pooling.unregister(project=caller.project, queue=name)
+        raise
+    events = [Event("queue.created", caller.project, name, {"metadata": metadata})] if created else []
+    services.sink.publish(events)
+    return Outcome(created, events)
+
+
+def queue_get(services: Services, caller: Caller, name: str) -> dict[str, Any]:
+    store = _store(services, caller, name)
+    metadata = None if store is None else store.queue_get(project=caller.project, queue=name)
+    if metadata is None:
+        raise errors.QueueNotFound(project=caller.project, queue=name)
+    return with_defaults(services, metadata)
+
+
+def queue_delete(services: Services, caller: Caller, name: str) -> Outcome[None]:
+    store = _store(services, caller, name)
+    if store is None:
+        return Outcome(None)
+    store.queue_delete(project=caller.project, queue=name)
+    services.pooling.unregister(project=caller.project, queue=name)
+    events = [Event("queue.deleted", caller.project, name)]
+    services.sink.publish(events)
+    return Outcome(None, events)
+
+
+def queue_stats(services: Services, caller: Caller, name: str) -> Stats | None:
+    """Stats, or None when the queue does not exist (REST reports zeros then)."""
+    store = _store(services, caller, name)
+    if store is None:
+        return None
+    return store.queue_stats(project=caller.project, queue=name)
+
+
+def queue_purge(services: Services, caller: Caller, name: str, body: Any) -> Outcome[None]:
+    """Remove the queue's messages (claimed ones too) and/or subscriptions; keep its metadata."""
+    kinds = {"messages", "subscriptions"}
+    if body is not None and body != {}:
+        body = validation.json_object(body, "purge request")
+        unknown = set(body) - {"resource_types"}
+        if unknown:
+            raise errors.InvalidBody(f"Unknown purge option(s): {', '.join(sorted(unknown))}.")
+        types = body.get("resource_types")
+        if not isinstance(types, list) or not types or not all(t in kinds for t in types):
+            raise errors.InvalidBody('resource_types must be a non-empty list of "messages" and "subscriptions".')
+        kinds = set(types)
+    store = _store(services, caller, name)
+    if store is None:
+        raise errors.QueueNotFound(project=caller.project, queue=name)
+    if "messages" in kinds:
+        store.queue_purge(project=caller.project, queue=name)
+    events = [Event("queue.purged", caller.project, name, {"resource_types": sorted(kinds)})]
+    services.sink.publish(events)
+    return Outcome(None, events)
+
+
+def queue_list(
+    services: Services,
+    caller: Caller,
+    *,
+    marker: str | None,
+    limit: int,
+    detailed: bool,
+    name: str | None,
+    with_count: bool,
+    filters: Mapping[str, Any],
+) -> QueuePage:
+    """Queues of the project sorted by name, across every pool."""
+    catalog = services.pooling.catalog
+    need_metadata = detailed or bool(filters)
+    items: list[QueueItem] = []
+    cursor = marker
+    batch = max(limit, 20) if not filters else 100
+    while len(items) < limit:
+        rows = catalog.queue_names(project=caller.project, marker=cursor, limit=batch, name=name)
+        if not rows:
+            break
+        cursor = rows[-1][0]
+        metas = _metadata_for(services, caller, rows) if need_metadata else {}
+        for queue, _pool in rows:
+            meta = metas.get(queue) if need_metadata else None
+            if need_metadata and meta is None:
+                continue  # registered but gone from its pool: being deleted
+            if filters and not all(meta is not None and meta.get(k) == v for k, v in filters.items()):
+                continue
+            items.append(QueueItem(queue, with_defaults(services, meta) if detailed and meta is not None else None))
+            if len(items) == limit:
+                break
+        if len(rows) < batch:
+            break
+    count = catalog.queue_count(project=caller.project) if with_count else None
+    next_marker = items[-1].name if items else None
+    return QueuePage(items, next_marker, count)
+
+
+def _metadata_for(services: Services, caller: Caller, rows: list[tuple[str, str]]) -> dict[str, dict[str, Any] | None]:
+    by_pool: dict[str, list[str]] = {}
+    for queue, pool in rows:
+        by_pool.setdefault(pool, []).append(queue)
+    found: dict[str, dict[str, Any] | None] = {}
+    for pool, names in by_pool.items():
+        metas = services.pooling.store(pool).queue_get_many(project=caller.project, queues=names)
+        found.update(zip(names, metas, strict=True))
+    return found
+
+
+# -- PATCH with JSON patch --------------------------------------------------
+
+
+def _pointer_key(path: Any) -> str:
+    if not isinstance(path, str) or not path.startswith("/metadata/") or path == "/metadata/":
+        raise errors.InvalidBody(f"Patch paths must look like /metadata/<key>; got {str(path)[:80]!r}.")
+    key = path[len("/metadata/") :]
+    if "/" in key:
+        raise errors.InvalidBody(f"Patch paths may name one metadata key only; got {path[:80]!r}.")
+    return key.replace("~1", "/").replace("~0", "~")
+
+
+def apply_patch(current: Mapping[str, Any], patch: Any) -> dict[str, Any]:
+    """Apply add/replace/remove operations on /metadata/<key>; all or nothing."""
+    if not isinstance(patch, list) or not patch:
+        raise errors.InvalidBody("The patch must be a non-empty JSON array of operations.")
+    result = dict(current)
+    for op in patch:
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise errors.InvalidBody('Each patch operation must be an object with "op" and "path".')
+        kind = op["op"]
+        key = _pointer_key(op["path"])
+        if kind in {"add", "replace"}:
+            if "value" not in op:
+                raise errors.InvalidBody(f'The {kind} operation on {op["path"]} needs a "value".')
+            if kind == "replace" and key not in result and not key.startswith("_"):
+                raise errors.Conflict(f"Cannot replace metadata key {key!r}: it does not exist.")
+            result[key] = op["value"]
+        elif kind == "remove":
+            if key not in result:
+                if key.startswith("_"):
+                    continue  # removing a reserved key restores its default
+                raise errors.Conflict(f"Cannot remove metadata key {key!r}: it does not exist.")
+            del result[key]
+        else:
+            raise errors.InvalidBody(f"Unsupported patch operation {str(kind)[:40]!r}: use add, replace or remove.")
+    return result
+
+
+def check_patch_media_type(content_type: str | None) -> None:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != PATCH_MEDIA_TYPE:
+        raise errors.UnsupportedMediaType(
+            f"Queue updates must be sent as {PATCH_MEDIA_TYPE}; got {media or 'no content type'}."
+        )
+
+
+def queue_update(services: Services, caller: Caller, name: str, patch: Any, *, size: int) -> Outcome[dict[str, Any]]:
+    """Apply a JSON patch to the metadata and return the whole, updated metadata."""
+    store = _store(services, caller, name)
+    current = None if store is None else store.queue_get(project=caller.project, queue=name)
+    if store is None or current is None:
+        raise errors.QueueNotFound(project=caller.project, queue=name)
+    updated = apply_patch(current, patch)
+    encoded = len(json.dumps(updated).encode())
+    _check_metadata(services, updated, max(size, encoded))
+    settings = _settings(services, updated)
+    if updated.get("_flavor") != current.get("_flavor"):
+        raise errors.InvalidBody("Changing _flavor of an existing queue is not supported yet.")
+    if not store.queue_set(project=caller.project, queue=name, metadata=updated, settings=settings):
+        raise errors.QueueNotFound(project=caller.project, queue=name)
+    events = [Event("queue.updated", caller.project, name, {"metadata": updated})]
+    services.sink.publish(events)
+    return Outcome(with_defaults(services, updated), events)
+
+
+def metadata_filters(params: Mapping[str, str], known: set[str]) -> dict[str, Any]:
+    """Query parameters that are not options filter on metadata (numbers as ints)."""
+    filters: dict[str, Any] = {}
+    for key, raw in params.items():
+        if key in known:
+            continue
+        try:
+            filters[key] = int(raw)
+        except ValueError:
+            filters[key] = raw
+    return filters

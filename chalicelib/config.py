@@ -1,0 +1,127 @@
+"""Settings, read once per container from an injected mapping.
+
+No other module reads ``os.environ``: everything configurable is a field of
+:class:`Settings`, built by :func:`Settings.from_mapping` and cached by
+:func:`get_settings`. Limits default to upstream Zaqar's values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; raised at start, never per request."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Request limits; the defaults are upstream Zaqar's."""
+
+    max_messages_post_size: int = 262144
+    default_message_ttl: int = 3600
+    min_message_ttl: int = 60
+    max_message_ttl: int = 1209600
+    max_message_delay: int = 900
+    default_claim_ttl: int = 300
+    default_claim_grace: int = 60
+    min_claim_ttl: int = 60
+    max_claim_ttl: int = 43200
+    min_claim_grace: int = 60
+    max_claim_grace: int = 43200
+    max_messages_per_claim_or_pop: int = 20
+    default_messages_per_claim: int = 10
+    max_messages_per_page: int = 20
+    default_messages_per_page: int = 10
+    max_queues_per_page: int = 20
+    default_queues_per_page: int = 10
+    max_queue_metadata: int = 65536
+    max_project_id: int = 256
+    max_queue_name: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    pool_url: str
+    catalog_url: str
+    data_dir: Path
+    admin_mode: bool = False
+    auth_strategy: str = "noauth"
+    catalog_auto_migrate: bool = True
+    catalog_cache_ttl: float = 10.0
+    client_id_uuid_strict: bool = True
+    message_encryption_key: str | None = None
+    limits: Limits = dataclasses.field(default_factory=Limits)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        data_dir = Path(env.get("DATA_DIR") or "./.local")
+        catalog_url = env.get("CATALOG_URL") or f"sqlite:///{data_dir / 'catalog.sqlite3'}"
+        strategy = (env.get("AUTH_STRATEGY") or "noauth").strip().lower()
+        if strategy != "noauth":
+            raise ConfigError(f"AUTH_STRATEGY {strategy!r} is not supported yet (use noauth)")
+        uuid_mode = (env.get("CLIENT_ID_UUID_SAFE") or "strict").strip().lower()
+        if uuid_mode not in {"strict", "off"}:
+            raise ConfigError("CLIENT_ID_UUID_SAFE must be strict or off")
+        limits = Limits(
+            max_messages_post_size=_int(env, "MAX_MESSAGES_POST_SIZE", 262144),
+            default_message_ttl=_int(env, "DEFAULT_MESSAGE_TTL", 3600),
+            max_message_ttl=_int(env, "MAX_MESSAGE_TTL", 1209600),
+            max_message_delay=_int(env, "MAX_MESSAGE_DELAY", 900),
+            default_claim_ttl=_int(env, "DEFAULT_CLAIM_TTL", 300),
+            default_claim_grace=_int(env, "DEFAULT_CLAIM_GRACE", 60),
+            max_claim_ttl=_int(env, "MAX_CLAIM_TTL", 43200),
+            max_claim_grace=_int(env, "MAX_CLAIM_GRACE", 43200),
+            max_messages_per_claim_or_pop=_int(env, "MAX_MESSAGES_PER_CLAIM_OR_POP", 20),
+            max_messages_per_page=_int(env, "MAX_MESSAGES_PER_PAGE", 20),
+            max_queues_per_page=_int(env, "MAX_QUEUES_PER_PAGE", 20),
+            max_queue_metadata=_int(env, "MAX_QUEUE_METADATA", 65536),
+        )
+        return cls(
+            pool_url=env.get("POOL_URL") or "redis://127.0.0.1:6379/0",
+            catalog_url=catalog_url,
+            data_dir=data_dir,
+            admin_mode=_bool(env, "ADMIN_MODE", False),
+            auth_strategy=strategy,
+            catalog_auto_migrate=_bool(env, "CATALOG_AUTO_MIGRATE", True),
+            catalog_cache_ttl=float(_int(env, "CATALOG_CACHE_TTL", 10)),
+            client_id_uuid_strict=uuid_mode == "strict",
+            message_encryption_key=env.get("MESSAGE_ENCRYPTION_KEY") or None,
+            limits=limits,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this container, built from the process environment once."""
+    return Settings.from_mapping(os.environ)

@@ -1,0 +1,50 @@
+"""The services of this container, built once on first use and reused while warm."""
+
+from __future__ import annotations
+
+import threading
+
+from chalicelib import errors
+from chalicelib.api.context import Services
+from chalicelib.config import Settings, get_settings
+from chalicelib.events.model import EventSink, NullSink
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def build(settings: Settings, sink: EventSink | None = None) -> Services:
+    """Open the catalog (migrating it when allowed) and register the default pool."""
+    from sqlalchemy import exc as sa_exc
+
+    from chalicelib.storage.catalog import DEFAULT_POOL, Catalog
+    from chalicelib.storage.pooling import Pooling
+
+    catalog = Catalog(settings.catalog_url)
+    try:
+        if settings.catalog_auto_migrate:
+            catalog.migrate()
+        catalog.ensure_pool(DEFAULT_POOL, settings.pool_url)
+    except sa_exc.SQLAlchemyError as exc:
+        catalog.close()
+        raise errors.Unavailable("The catalog database could not be prepared.") from exc
+    pooling = Pooling(catalog, cache_ttl=settings.catalog_cache_ttl)
+    return Services(settings=settings, pooling=pooling, sink=sink or NullSink())
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = build(get_settings())
+    return _services
+
+
+def install(built: Services | None) -> None:
+    """Replace this container's services (tests and the local stack)."""
+    global _services
+    with _lock:
+        old, _services = _services, built
+    if old is not None and old is not built:
+        old.pooling.close()

@@ -1,0 +1,284 @@
+"""The message-pool driver contract.
+
+A driver holds the queues, messages and claims of one pool. The contract is
+deliberately small: each method is one atomic step on the backend (one round
+trip on Redis). Zaqar semantics that need no atomicity (defaults, limits,
+hrefs, body encoding and encryption) live above it, in ``chalicelib.api``.
+
+Times are the backend's clock in milliseconds since the epoch, so that every
+container agrees on when a claim or a message expires. Every result carries
+``now_ms`` from that clock.
+
+Every method takes the tenant as the required keyword ``project``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueSettings:
+    """The reserved metadata a driver acts on by itself, already validated."""
+
+    default_ttl: int | None = None
+    default_delay: int | None = None
+    max_post_size: int | None = None
+    dead_letter_queue: str | None = None
+    dead_letter_ttl: int | None = None
+    max_claim_count: int | None = None
+    encrypted: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class NewMessage:
+    body: str
+    """The body as JSON text (or ciphertext when ``encrypted``)."""
+    ttl: int | None
+    delay: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageRecord:
+    id: str
+    marker: int
+    ttl: int
+    created_ms: int
+    expires_ms: int
+    body: str
+    encrypted: bool
+    claim_id: str | None = None
+    claim_expires_ms: int = 0
+    claim_count: int = 0
+    delay_until_ms: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_marker: str | None
+    now_ms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Posted:
+    ids: list[str]
+    now_ms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Records:
+    items: list[MessageRecord]
+    now_ms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """A message taken out of its queue by a claim, bound for ``target``."""
+
+    record: MessageRecord
+    target: str
+    ttl: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimResult:
+    claim_id: str
+    items: list[MessageRecord]
+    now_ms: int
+    dead_letters: list[DeadLetter] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    id: str
+    ttl: int
+    grace: int
+    created_ms: int
+    items: list[MessageRecord]
+    now_ms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    total: int
+    claimed: int
+    oldest: MessageRecord | None
+    newest: MessageRecord | None
+    now_ms: int
+
+
+class QueueMissing(Exception):
+    """The pool has no such queue and the caller did not ask to create it."""
+
+
+class EncryptionRequired(Exception):
+    """The queue stores only encrypted bodies and the post sent clear ones."""
+
+
+class DriverError(Exception):
+    """Raised by drivers for rejections decided inside an atomic step."""
+
+
+class PostTooLarge(DriverError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+class MessageStore(abc.ABC):
+    """One pool's storage of queues, messages and claims."""
+
+    capabilities: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    def ping(self) -> bool:
+        """True when the backend answers."""
+
+    # -- queues -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def queue_create(
+        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: QueueSettings
+    ) -> bool:
+        """Create the queue with this metadata; False (and no change) if it exists."""
+
+    @abc.abstractmethod
+    def queue_get(self, *, project: str, queue: str) -> dict[str, Any] | None:
+        """The queue's metadata, or None when the queue does not exist."""
+
+    @abc.abstractmethod
+    def queue_get_many(self, *, project: str, queues: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Metadata of several queues of one project, in order, in one round trip."""
+
+    @abc.abstractmethod
+    def queue_set(
+        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: QueueSettings
+    ) -> bool:
+        """Replace the metadata of an existing queue; False if it does not exist."""
+
+    @abc.abstractmethod
+    def queue_delete(self, *, project: str, queue: str) -> None:
+        """Delete the queue with all its messages and claims. Idempotent."""
+
+    @abc.abstractmethod
+    def queue_purge(self, *, project: str, queue: str) -> None:
+        """Remove every message and claim of the queue; keep the queue and its metadata."""
+
+    @abc.abstractmethod
+    def queue_stats(self, *, project: str, queue: str) -> Stats:
+        """Counts, oldest and newest message; zeros for a missing queue."""
+
+    # -- messages ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def message_post(
+        self,
+        *,
+        project: str,
+        queue: str,
+        messages: Sequence[NewMessage],
+        client_id: str,
+        create: bool,
+        encrypted: bool,
+        request_size: int,
+        default_ttl: int,
+    ) -> Posted:
+        """Append messages atomically, oldest first.
+
+        Raises QueueMissing when the queue does not exist and ``create`` is
+        False, EncryptionRequired when the queue encrypts and ``encrypted``
+        is False, PostTooLarge when ``request_size`` exceeds the queue's own
+        limit. Nothing is stored in any of those cases.
+        """
+
+    @abc.abstractmethod
+    def message_list(
+        self,
+        *,
+        project: str,
+        queue: str,
+        marker: str | None,
+        limit: int,
+        client_id: str,
+        echo: bool,
+        include_claimed: bool,
+        include_delayed: bool,
+    ) -> Page[MessageRecord]:
+        """Up to ``limit`` matching messages after ``marker``, oldest first.
+
+        The page is short only when no more messages match.
+        """
+
+    @abc.abstractmethod
+    def message_get_many(self, *, project: str, queue: str, ids: Sequence[str]) -> Records:
+        """The live messages among ``ids``, in the order asked; unknown ids are skipped."""
+
+    @abc.abstractmethod
+    def message_delete(self, *, project: str, queue: str, message_id: str, claim_id: str | None) -> None:
+        """Delete one message, honouring its claim.
+
+        A missing message is not an error. Raises MessageIsClaimed when the
+        message is in a live claim and ``claim_id`` is None or another claim;
+        MessageNotClaimed when ``claim_id`` is given and the message is not
+        in a live claim.
+        """
+
+    @abc.abstractmethod
+    def message_delete_many(self, *, project: str, queue: str, ids: Sequence[str]) -> int:
+        """Delete these messages whatever their claims; returns how many existed."""
+
+    @abc.abstractmethod
+    def message_pop(self, *, project: str, queue: str, limit: int) -> Records:
+        """Remove and return up to ``limit`` claimable messages, oldest first."""
+
+    # -- claims -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def claim_create(
+        self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, limit: int
+    ) -> ClaimResult:
+        """Claim up to ``limit`` messages that are in no live claim, oldest first.
+
+        Atomic: a message is never in two live claims. Each claimed message's
+        claim count grows by one; a message that already reached the queue's
+        ``max_claim_count`` leaves the queue as a DeadLetter instead.
+        """
+
+    @abc.abstractmethod
+    def claim_get(self, *, project: str, queue: str, claim_id: str) -> Claim | None:
+        """The live claim and the messages it still holds, or None."""
+
+    @abc.abstractmethod
+    def claim_update(self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int) -> bool:
+        """Renew a live claim from now; False when it does not exist or expired."""
+
+    @abc.abstractmethod
+    def claim_delete(self, *, project: str, queue: str, claim_id: str) -> None:
+        """Release the claim's messages. Idempotent."""
+
+    # -- dead letters and housekeeping ------------------------------------
+
+    @abc.abstractmethod
+    def dead_letter_accept(self, *, project: str, queue: str, letters: Sequence[DeadLetter]) -> None:
+        """Append dead letters to this queue, keeping their ids. Idempotent."""
+
+    @abc.abstractmethod
+    def dead_letter_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
+        """Forget dead letters of ``queue`` once their target accepted them."""
+
+    @abc.abstractmethod
+    def dead_letter_pending(self, *, project: str, queue: str) -> list[DeadLetter]:
+        """Dead letters of ``queue`` not yet accepted by their target."""
+
+    @abc.abstractmethod
+    def gc(self, *, project: str, queue: str) -> int:
+        """Reclaim expired messages and claims of one queue; returns how many."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,216 @@
+"""The SQL catalog: pools, flavors and the queue registry.
+
+The registry row of a queue is its placement: (project, queue) -> pool. It
+is also what listing queues across pools reads. Schema changes go through
+the Alembic migrations in ``migrations/``; :meth:`Catalog.migrate` applies
+them (the local stack and tests do so at start, deployments as a step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from chalicelib import errors
+
+metadata = sa.MetaData()
+
+pools = sa.Table(
+    "pools",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("uri", sa.String(255), nullable=False, unique=True),
+    sa.Column("weight", sa.Integer, nullable=False),
+    sa.Column("flavor", sa.String(64), nullable=True),
+    sa.Column("options", sa.Text, nullable=False, default="{}"),
+)
+
+flavors = sa.Table(
+    "flavors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("capabilities", sa.Text, nullable=False, default="{}"),
+)
+
+queues = sa.Table(
+    "queues",
+    metadata,
+    sa.Column("project", sa.String(256), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("pool", sa.String(64), sa.ForeignKey("pools.name"), nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+)
+
+DEFAULT_POOL = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    name: str
+    uri: str
+    weight: int
+    flavor: str | None
+    options: dict[str, Any]
+
+
+def _unavailable(exc: Exception) -> errors.Unavailable:
+    return errors.Unavailable("The catalog database could not be reached.")
+
+
+class Catalog:
+    """Queue placement and registry over one SQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        self.engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except sa_exc.SQLAlchemyError:
+            return False
+
+    # -- pools ------------------------------------------------------------
+
+    def ensure_pool(self, name: str, uri: str, weight: int = 100) -> None:
+        """Make the configured pool exist with this URI (the stage's default pool)."""
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(sa.select(pools.c.uri).where(pools.c.name == name)).first()
+                if row is None:
+                    conn.execute(pools.insert().values(name=name, uri=uri, weight=weight, options="{}"))
+                elif row.uri != uri:
+                    conn.execute(pools.update().where(pools.c.name == name).values(uri=uri))
+        except sa_exc.IntegrityError:
+            return  # another container inserted it first
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+    def pool_list(self) -> list[Pool]:
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(pools).order_by(pools.c.name)).all()
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return [Pool(r.name, r.uri, r.weight, r.flavor, json.loads(r.options or "{}")) for r in rows]
+
+    def flavor_exists(self, name: str) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(sa.select(flavors.c.name).where(flavors.c.name == name)).first()
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return found is not None
+
+    # -- queue registry ---------------------------------------------------
+
+    def lookup(self, *, project: str, queue: str) -> str | None:
+        """The pool holding the queue, or None when it is not registered."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(
+                    sa.select(queues.c.pool).where(queues.c.project == project, queues.c.name == queue)
+                ).scalar()
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+    def register(self, *, project: str, queue: str, pool: str) -> tuple[str, bool]:
+        """Place the queue on ``pool`` unless it is placed already.
+
+        Returns the pool that holds it and whether this call registered it.
+        Safe under races: the primary key decides, the loser reads the winner.
+        """
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    queues.insert().values(project=project, name=queue, pool=pool, created=int(time.time()))
+                )
+            return pool, True
+        except sa_exc.IntegrityError:
+            existing = self.lookup(project=project, queue=queue)
+            if existing is None:
+                raise errors.Unavailable("The queue could not be registered.") from None
+            return existing, False
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+    def unregister(self, *, project: str, queue: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(queues.delete().where(queues.c.project == project, queues.c.name == queue))
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+    def queue_names(
+        self, *, project: str, marker: str | None, limit: int, name: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(queue, pool) pairs of a project after ``marker``, sorted by name."""
+        query = sa.select(queues.c.name, queues.c.pool).where(queues.c.project == project)
+        if marker:
+            query = query.where(queues.c.name > marker)
+        if name:
+            query = query.where(queues.c.name == name)
+        query = query.order_by(queues.c.name).limit(limit)
+        try:
+            with self.engine.connect() as conn:
+                return [(r.name, r.pool) for r in conn.execute(query)]
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+    def queue_count(self, *, project: str) -> int:
+        query = sa.select(sa.func.count()).select_from(queues).where(queues.c.project == project)
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar() or 0)
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+    def all_queues(self, *, after: tuple[str, str] | None, limit: int) -> Sequence[tuple[str, str, str]]:
+        """(project, queue, pool) of every queue, for housekeeping, in key order."""
+        query = sa.select(queues.c.project, queues.c.name, queues.c.pool)
+        if after is not None:
+            query = query.where(sa.tuple_(queues.c.project, queues.c.name) > sa.tuple_(*after))
+        query = query.order_by(queues.c.project, queues.c.name).limit(limit)
+        try:
+            with self.engine.connect() as conn:
+                return [(r.project, r.name, r.pool) for r in conn.execute(query)]
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

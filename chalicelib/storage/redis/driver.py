@@ -1,0 +1,315 @@
+"""The Redis pool driver: one Lua script, so one round trip, per operation."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from chalicelib import errors
+from chalicelib.storage import base
+from chalicelib.storage.redis import keys
+
+_LUA = Path(__file__).with_name("lua")
+_SCRIPTS = (
+    "post", "list", "get_many", "delete", "delete_many", "claim", "claim_get",
+    "claim_update", "claim_delete", "stats", "queue_put", "dead_letter_accept", "gc", "purge",
+)
+# How many index entries one list or claim may look at before it returns
+# what it found (with a marker to go on): it bounds the time a script holds Redis.
+SCAN_BUDGET = 5000
+_SETTING_FIELDS = {
+    "default_ttl": "s.ttl",
+    "default_delay": "s.delay",
+    "max_post_size": "s.maxpost",
+    "dead_letter_queue": "s.dlq",
+    "dead_letter_ttl": "s.dlqttl",
+    "max_claim_count": "s.maxcc",
+}
+
+
+def _script_sources() -> dict[str, str]:
+    prelude = (_LUA / "_common.lua").read_text()
+    return {name: prelude + "\n" + (_LUA / f"{name}.lua").read_text() for name in _SCRIPTS}
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Backend failures become Unavailable; anything else is a bug and propagates."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        raise errors.Unavailable(f"The message pool could not {what}.") from exc
+    except redis.exceptions.OutOfMemoryError as exc:
+        raise errors.Unavailable(f"The message pool is full and could not {what}.") from exc
+    except redis.ReadOnlyError as exc:
+        raise errors.Unavailable(f"The message pool is read-only and could not {what}.") from exc
+
+
+def _record(message_id: str, raw: str, body: str) -> base.MessageRecord:
+    rec = json.loads(raw)
+    return base.MessageRecord(
+        id=message_id,
+        marker=int(rec["k"]),
+        ttl=int(rec["t"]),
+        created_ms=int(rec["cr"]),
+        expires_ms=int(rec["e"]),
+        body=body,
+        encrypted=bool(rec["x"]),
+        claim_id=rec["c"] or None,
+        claim_expires_ms=int(rec["ce"]),
+        claim_count=int(rec["cc"]),
+        delay_until_ms=int(rec["d"]),
+    )
+
+
+def _records(flat: Sequence[Any]) -> list[base.MessageRecord]:
+    return [_record(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+
+
+def _settings_argv(settings: base.QueueSettings) -> list[str]:
+    argv: list[str] = []
+    for attr, field in _SETTING_FIELDS.items():
+        value = getattr(settings, attr)
+        if value is not None:
+            argv += [field, str(value)]
+    if settings.encrypted:
+        argv += ["s.enc", "1"]
+    return argv
+
+
+class RedisStore(base.MessageStore):
+    capabilities = frozenset({"FIFO", "CLAIMS", "AOD", "HIGH_THROUGHPUT"})
+
+    def __init__(self, url: str, *, client: redis.Redis | None = None) -> None:
+        self._client = client or redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=3,
+            retry_on_timeout=False,
+        )
+        self._scripts: dict[str, Script] = {
+            name: self._client.register_script(source)
+            for name, source in _script_sources().items()
+        }
+
+    def _run(self, name: str, project: str, queue: str, args: Sequence[Any], what: str) -> Any:
+        with _translated(what):
+            return self._scripts[name](keys=keys.queue_keys(project, queue), args=list(args))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- queues -----------------------------------------------------------
+
+    def _queue_put(
+        self, mode: str, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings
+    ) -> bool:
+        argv = [mode, json.dumps(metadata, separators=(",", ":")), *_settings_argv(settings)]
+        return bool(self._run("queue_put", project, queue, argv, "store the queue"))
+
+    def queue_create(
+        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings
+    ) -> bool:
+        return self._queue_put("create", project, queue, metadata, settings)
+
+    def queue_set(
+        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings
+    ) -> bool:
+        return self._queue_put("update", project, queue, metadata, settings)
+
+    def queue_get(self, *, project: str, queue: str) -> dict[str, Any] | None:
+        return self.queue_get_many(project=project, queues=[queue])[0]
+
+    def queue_get_many(self, *, project: str, queues: Sequence[str]) -> list[dict[str, Any] | None]:
+        with _translated("read queues"):
+            if len(queues) == 1:
+                raws = [self._client.hget(keys.queue_hash(project, queues[0]), "meta")]
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for name in queues:
+                    pipe.hget(keys.queue_hash(project, name), "meta")
+                raws = pipe.execute()
+        return [None if raw is None else json.loads(raw) for raw in raws]
+
+    def queue_delete(self, *, project: str, queue: str) -> None:
+        with _translated("delete the queue"):
+            self._client.delete(*keys.queue_keys(project, queue))
+
+    def queue_purge(self, *, project: str, queue: str) -> None:
+        self._run("purge", project, queue, [], "purge the queue")
+
+    def queue_stats(self, *, project: str, queue: str) -> base.Stats:
+        out = self._run("stats", project, queue, [], "count messages")
+        found = _records(out[3:])
+        return base.Stats(
+            total=int(out[1]),
+            claimed=int(out[2]),
+            oldest=found[0] if found else None,
+            newest=found[-1] if found else None,
+            now_ms=int(out[0]),
+        )
+
+    # -- messages ---------------------------------------------------------
+
+    def message_post(
+        self,
+        *,
+        project: str,
+        queue: str,
+        messages: Sequence[base.NewMessage],
+        client_id: str,
+        create: bool,
+        encrypted: bool,
+        request_size: int,
+        default_ttl: int,
+    ) -> base.Posted:
+        import uuid
+
+        ids = [uuid.uuid4().hex for _ in messages]
+        argv: list[Any] = ["1" if create else "0", client_id, "1" if encrypted else "0", request_size, default_ttl]
+        for message_id, message in zip(ids, messages, strict=True):
+            argv += [
+                message_id,
+                "" if message.ttl is None else message.ttl,
+                "" if message.delay is None else message.delay,
+                message.body,
+            ]
+        out = self._run("post", project, queue, argv, "store the messages")
+        status = out[0]
+        if status == "missing":
+            raise base.QueueMissing(queue)
+        if status == "encrypt":
+            raise base.EncryptionRequired(queue)
+        if status == "too_large":
+            raise base.PostTooLarge(int(out[1]))
+        return base.Posted(ids=ids, now_ms=int(out[1]))
+
+    def message_list(
+        self,
+        *,
+        project: str,
+        queue: str,
+        marker: str | None,
+        limit: int,
+        client_id: str,
+        echo: bool,
+        include_claimed: bool,
+        include_delayed: bool,
+    ) -> base.Page[base.MessageRecord]:
+        argv = [
+            marker or "0", limit, client_id, int(echo), int(include_claimed), int(include_delayed), SCAN_BUDGET,
+        ]
+        out = self._run("list", project, queue, argv, "list messages")
+        next_marker = str(out[1]) if out[1] not in ("", None) else None
+        return base.Page(items=_records(out[2:]), next_marker=next_marker, now_ms=int(out[0]))
+
+    def message_get_many(self, *, project: str, queue: str, ids: Sequence[str]) -> base.Records:
+        out = self._run("get_many", project, queue, ids, "read messages")
+        return base.Records(items=_records(out[1:]), now_ms=int(out[0]))
+
+    def message_delete(self, *, project: str, queue: str, message_id: str, claim_id: str | None) -> None:
+        out = self._run("delete", project, queue, [message_id, claim_id or ""], "delete the message")
+        if out == "claimed":
+            raise errors.MessageIsClaimed(message_id=message_id)
+        if out == "not_claimed":
+            raise errors.MessageNotClaimed(message_id=message_id, claim_id=claim_id or "")
+
+    def message_delete_many(self, *, project: str, queue: str, ids: Sequence[str]) -> int:
+        return int(self._run("delete_many", project, queue, ids, "delete messages"))
+
+    def message_pop(self, *, project: str, queue: str, limit: int) -> base.Records:
+        out = self._run("claim", project, queue, ["", 1, 0, limit, SCAN_BUDGET, 1], "pop messages")
+        skip = 2 + int(out[1])
+        return base.Records(items=_records(out[skip:]), now_ms=int(out[0]))
+
+    # -- claims -----------------------------------------------------------
+
+    def claim_create(
+        self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, limit: int
+    ) -> base.ClaimResult:
+        out = self._run("claim", project, queue, [claim_id, ttl, grace, limit, SCAN_BUDGET, 0], "claim messages")
+        n_dead = int(out[1])
+        dead_ids = out[2 : 2 + n_dead]
+        letters = self._dead_letters(project, queue, dead_ids) if dead_ids else []
+        return base.ClaimResult(
+            claim_id=claim_id, items=_records(out[2 + n_dead :]), now_ms=int(out[0]), dead_letters=letters
+        )
+
+    def claim_get(self, *, project: str, queue: str, claim_id: str) -> base.Claim | None:
+        out = self._run("claim_get", project, queue, [claim_id], "read the claim")
+        if len(out) < 2:
+            return None
+        claim = json.loads(out[1])
+        return base.Claim(
+            id=claim_id,
+            ttl=int(claim["t"]),
+            grace=int(claim["g"]),
+            created_ms=int(claim["cr"]),
+            items=_records(out[2:]),
+            now_ms=int(out[0]),
+        )
+
+    def claim_update(self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int) -> bool:
+        return bool(self._run("claim_update", project, queue, [claim_id, ttl, grace], "renew the claim"))
+
+    def claim_delete(self, *, project: str, queue: str, claim_id: str) -> None:
+        self._run("claim_delete", project, queue, [claim_id], "release the claim")
+
+    # -- dead letters and housekeeping ------------------------------------
+
+    def _dead_letters(self, project: str, queue: str, ids: Sequence[str] | None) -> list[base.DeadLetter]:
+        outbox = keys.queue_keys(project, queue)[10]
+        with _translated("read dead letters"):
+            if ids is None:
+                raw = self._client.hgetall(outbox)
+            else:
+                raw = dict(zip(ids, self._client.hmget(outbox, list(ids)), strict=True))
+        letters = []
+        for message_id, text in raw.items():
+            if text is None:
+                continue
+            item = json.loads(text)
+            letters.append(
+                base.DeadLetter(
+                    record=_record(message_id, item["r"], item["b"]),
+                    target=item["q"],
+                    ttl=int(item["t"]) if item["t"] != "" else None,
+                )
+            )
+        return letters
+
+    def dead_letter_pending(self, *, project: str, queue: str) -> list[base.DeadLetter]:
+        return self._dead_letters(project, queue, None)
+
+    def dead_letter_accept(self, *, project: str, queue: str, letters: Sequence[base.DeadLetter]) -> None:
+        argv: list[Any] = []
+        for letter in letters:
+            rec = letter.record
+            raw = {
+                "k": rec.marker, "t": rec.ttl, "cr": rec.created_ms, "e": rec.expires_ms, "d": 0,
+                "u": "", "x": int(rec.encrypted), "c": "", "ce": 0, "cc": rec.claim_count,
+            }
+            argv += [rec.id, json.dumps(raw), rec.body, "" if letter.ttl is None else letter.ttl]
+        if argv:
+            self._run("dead_letter_accept", project, queue, argv, "store dead letters")
+
+    def dead_letter_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
+        if ids:
+            with _translated("forget dead letters"):
+                self._client.hdel(keys.queue_keys(project, queue)[10], *ids)
+
+    def gc(self, *, project: str, queue: str) -> int:
+        return int(self._run("gc", project, queue, [1000], "reclaim expired data"))

@@ -1,0 +1,74 @@
+-- Shared prelude of every script (prepended when the scripts are loaded).
+--
+-- Key schema of one queue; every key carries the queue's hash tag, so a
+-- script touches a single Redis Cluster slot (see chalicelib/storage/redis/keys.py):
+--   KEYS[1]  q   hash   meta (JSON metadata), ctr (last marker), cr (created ms),
+--                       s.* (reserved settings the scripts act on)
+--   KEYS[2]  m   zset   every message id, scored by marker (post order)
+--   KEYS[3]  f   zset   free messages: unclaimed and visible, scored by marker
+--   KEYS[4]  d   zset   delayed messages, scored by the time they become visible
+--   KEYS[5]  cm  zset   claimed messages, scored by claim expiry
+--   KEYS[6]  e   zset   every message id, scored by message expiry
+--   KEYS[7]  r   hash   id -> record JSON {k,t,cr,e,d,u,x,c,ce,cc}
+--   KEYS[8]  b   hash   id -> body text (JSON, or ciphertext when x == 1)
+--   KEYS[9]  c   hash   claim id -> claim JSON {e,t,g,cr,ids}
+--   KEYS[10] ce  zset   claim ids, scored by claim expiry
+--   KEYS[11] x   hash   id -> dead letter JSON {r,b,q,t} waiting for its target
+--
+-- Invariant: a live message is in exactly one of f, d and cm. Claims take
+-- candidates from f only, so a message held by a live claim is never
+-- offered again, whatever order other claims end in.
+-- Times are milliseconds from the server's clock, shared by every client.
+redis.replicate_commands()
+local K_Q, K_M, K_F, K_D, K_CM, K_E, K_R, K_B, K_C, K_CE, K_X =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local _t = redis.call('TIME')
+local NOW = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+
+local function drop(id)
+  redis.call('ZREM', K_M, id)
+  redis.call('ZREM', K_F, id)
+  redis.call('ZREM', K_D, id)
+  redis.call('ZREM', K_CM, id)
+  redis.call('ZREM', K_E, id)
+  redis.call('HDEL', K_R, id)
+  redis.call('HDEL', K_B, id)
+end
+
+-- Moves a message that is no longer claimed or delayed back to f.
+local function free(id)
+  local raw = redis.call('HGET', K_R, id)
+  if raw then
+    redis.call('ZADD', K_F, cjson.decode(raw).k, id)
+  end
+end
+
+-- Reclaims what expired and frees what ended, at most `budget` of each kind.
+local function housekeep(budget)
+  local n = 0
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_E, '-inf', NOW, 'LIMIT', 0, budget)) do
+    drop(id)
+    n = n + 1
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_CM, '-inf', NOW, 'LIMIT', 0, budget)) do
+    redis.call('ZREM', K_CM, id)
+    free(id)
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_D, '-inf', NOW, 'LIMIT', 0, budget)) do
+    redis.call('ZREM', K_D, id)
+    free(id)
+  end
+  for _, cid in ipairs(redis.call('ZRANGEBYSCORE', K_CE, '-inf', NOW, 'LIMIT', 0, budget)) do
+    redis.call('HDEL', K_C, cid)
+    redis.call('ZREM', K_CE, cid)
+    n = n + 1
+  end
+  return n
+end
+
+-- Appends id, record and body of a message to `out`.
+local function emit(out, id, rec)
+  out[#out + 1] = id
+  out[#out + 1] = cjson.encode(rec)
+  out[#out + 1] = redis.call('HGET', K_B, id) or ''
+end

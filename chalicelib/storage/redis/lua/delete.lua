@@ -1,0 +1,18 @@
+-- Deletes one message, honouring its claim.
+-- ARGV: id, claim id ('' = none).
+-- Returns 'ok' | 'claimed' (held by a live claim that is not ours) |
+--         'not_claimed' (a claim id was given but the message has no live claim).
+local raw = redis.call('HGET', K_R, ARGV[1])
+if not raw then return 'ok' end
+local rec = cjson.decode(raw)
+if rec.e > NOW then
+  local live = rec.c ~= '' and rec.ce > NOW
+  if ARGV[2] == '' then
+    if live then return 'claimed' end
+  else
+    if not live then return 'not_claimed' end
+    if rec.c ~= ARGV[2] then return 'claimed' end
+  end
+end
+drop(ARGV[1])
+return 'ok'

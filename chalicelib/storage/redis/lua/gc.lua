@@ -1,0 +1,3 @@
+-- Reclaims expired messages and ended claims of one queue.
+-- ARGV: budget per kind. Returns how many messages and claims were reclaimed.
+return housekeep(tonumber(ARGV[1]))

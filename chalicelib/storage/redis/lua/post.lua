@@ -1,0 +1,41 @@
+-- Appends messages to a queue, creating it when asked.
+-- ARGV: create (0|1), client id, encrypted (0|1), request size, default ttl,
+--       then per message: id, ttl ('' = queue default), delay ('' = default), body.
+-- Returns {'ok', now} | {'missing'} | {'encrypt'} | {'too_large', limit}.
+if redis.call('EXISTS', K_Q) == 0 then
+  if ARGV[1] ~= '1' then return {'missing'} end
+  redis.call('HSET', K_Q, 'meta', '{}', 'ctr', 0, 'cr', NOW)
+end
+local s = redis.call('HMGET', K_Q, 's.ttl', 's.delay', 's.maxpost', 's.enc')
+if s[3] and tonumber(ARGV[4]) > tonumber(s[3]) then return {'too_large', s[3]} end
+if s[4] == '1' and ARGV[3] ~= '1' then return {'encrypt'} end
+housekeep(20)
+local default_ttl = tonumber(s[1] or ARGV[5])
+local default_delay = tonumber(s[2] or 0)
+local encrypted = tonumber(ARGV[3])
+local n = (#ARGV - 5) / 4
+local first = redis.call('HINCRBY', K_Q, 'ctr', n) - n + 1
+for i = 0, n - 1 do
+  local a = 6 + i * 4
+  local id = ARGV[a]
+  local ttl = default_ttl
+  if ARGV[a + 1] ~= '' then ttl = tonumber(ARGV[a + 1]) end
+  local delay = default_delay
+  if ARGV[a + 2] ~= '' then delay = tonumber(ARGV[a + 2]) end
+  local marker = first + i
+  local visible = 0
+  if delay > 0 then visible = NOW + delay * 1000 end
+  local expires = NOW + ttl * 1000
+  local rec = {k = marker, t = ttl, cr = NOW, e = expires, d = visible, u = ARGV[2],
+               x = encrypted, c = '', ce = 0, cc = 0}
+  redis.call('HSET', K_R, id, cjson.encode(rec))
+  redis.call('HSET', K_B, id, ARGV[a + 3])
+  redis.call('ZADD', K_M, marker, id)
+  redis.call('ZADD', K_E, expires, id)
+  if visible > 0 then
+    redis.call('ZADD', K_D, visible, id)
+  else
+    redis.call('ZADD', K_F, marker, id)
+  end
+end
+return {'ok', NOW}

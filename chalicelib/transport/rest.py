@@ -1,0 +1,413 @@
+"""The Zaqar v2 REST transport: HTTP in, one api call, HTTP out.
+
+Each view parses its input, makes one call into ``chalicelib.api`` and
+renders the result. Domain errors become Zaqar's ``{"title",
+"description"}`` bodies in :func:`_zaqar` (Chalice turns other exceptions
+raised in a view into a 500 before any middleware could map them).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+
+from chalicelib import errors, runtime
+from chalicelib.api import claims, health, messages, queues, validation
+from chalicelib.api.context import Caller, Services
+from chalicelib.api.messages import Message
+from chalicelib.transport import auth, home
+
+log = logging.getLogger(__name__)
+bp = Blueprint(__name__)
+ANY = ["*/*"]
+JSON = "application/json"
+
+
+# -- plumbing ----------------------------------------------------------------
+
+
+def error_response(exc: errors.ServiceError) -> Response:
+    headers = {"Content-Type": JSON}
+    if isinstance(exc, errors.MethodNotAllowed):
+        headers["Allow"] = ", ".join(exc.allowed)
+    return Response({"title": exc.title, "description": exc.description}, headers=headers, status_code=exc.status)
+
+
+def _zaqar(view: Callable[..., Response]) -> Callable[..., Response]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except errors.ServiceError as exc:
+            if exc.status >= 500:
+                log.warning("%s %s: %s", _request().method, _request().context.get("path"), exc.description)
+            return error_response(exc)
+
+    return wrapper
+
+
+def _request() -> Request:
+    request = bp.current_request
+    assert request is not None
+    return request
+
+
+def _services() -> Services:
+    return runtime.services()
+
+
+def _header(name: str) -> str | None:
+    value: str | None = _request().headers.get(name)
+    return value
+
+
+def _param(name: str) -> str | None:
+    params = _request().query_params
+    if params is None:
+        return None
+    value: str | None = params.get(name)
+    return value
+
+
+def _params() -> dict[str, str]:
+    params = _request().query_params
+    return {} if params is None else {key: params.get(key) for key in params}
+
+
+def _raw() -> bytes:
+    raw = _request().raw_body
+    if isinstance(raw, str):
+        return raw.encode()
+    return raw or b""
+
+
+def _body(optional: bool = False) -> tuple[Any, int]:
+    """The JSON body and its size in bytes; None for an empty optional body."""
+    raw = _raw()
+    content_type = (_header("content-type") or "").lower()
+    if raw and content_type.startswith("application/x-www-form-urlencoded"):
+        raise errors.Invalid("Form-encoded bodies are not accepted: send JSON.")
+    if not raw.strip():
+        if optional:
+            return None, 0
+        raise errors.InvalidBody("The request body is empty; a JSON document is expected.")
+    try:
+        return json.loads(raw), len(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.InvalidBody(f"The request body is not valid JSON: {exc}.") from None
+
+
+def _caller(services: Services) -> Caller:
+    """Check the headers every /v2 request needs and say who is asking."""
+    accept = _header("accept")
+    if accept and not any(kind in accept for kind in (JSON, "*/*", "application/*", "json-home")):
+        raise errors.NotAcceptable(f"This API only answers in {JSON}; Accept was {accept[:80]!r}.")
+    limits = services.settings.limits
+    client = validation.client_id(_header("client-id"), strict_uuid=services.settings.client_id_uuid_strict)
+    project = auth.project_for(services, _request())
+    return Caller(project=validation.project_id(project, limits), client_id=client)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, headers={"Content-Type": JSON, **(headers or {})}, status_code=status)
+
+
+def _empty(status: int = 204, headers: dict[str, str] | None = None) -> Response:
+    return Response("", headers=headers or {}, status_code=status)
+
+
+def _queue_path(queue: str) -> str:
+    return f"/v2/queues/{queue}"
+
+
+def render_message(queue: str, message: Message, *, claim_id: str | None = None) -> dict[str, Any]:
+    href = f"{_queue_path(queue)}/messages/{message.id}"
+    claim = claim_id or message.claim_id
+    if claim:
+        href += f"?claim_id={claim}"
+    return {"id": message.id, "href": href, "ttl": message.ttl, "age": message.age, "body": message.body}
+
+
+# -- versions, home, ping, health ---------------------------------------------
+
+
+@bp.route("/", methods=["GET"], content_types=ANY)
+@_zaqar
+def versions() -> Response:
+    return _json(home.VERSIONS, status=300)
+
+
+@bp.route("/v2", methods=["GET"], content_types=ANY)
+@_zaqar
+def home_document() -> Response:
+    services = _services()
+    _caller(services)
+    document = home.document(admin=services.settings.admin_mode)
+    return Response(
+        document, headers={"Content-Type": "application/json-home", "Cache-Control": "max-age=86400"}, status_code=200
+    )
+
+
+@bp.route("/v2/ping", methods=["GET", "HEAD"], content_types=ANY)
+@_zaqar
+def ping() -> Response:
+    services = _services()
+    _caller(services)
+    if _request().method == "HEAD":
+        return _empty()
+    if health.ping(services):
+        return _empty()
+    return error_response(errors.Unavailable("A storage backend does not answer."))
+
+
+@bp.route("/v2/health", methods=["GET"], content_types=ANY)
+@_zaqar
+def health_report() -> Response:
+    services = _services()
+    auth.require_admin_mode(services)
+    _caller(services)
+    auth.require_admin(services, _request())
+    return _json(health.health(services))
+
+
+# -- queues ------------------------------------------------------------------
+
+_QUEUE_LIST_OPTIONS = {"marker", "limit", "detailed", "name", "with_count"}
+
+
+@bp.route("/v2/queues", methods=["GET"], content_types=ANY)
+@_zaqar
+def queue_list() -> Response:
+    services = _services()
+    caller = _caller(services)
+    limits = services.settings.limits
+    params = _params()
+    limit = validation.query_int(params.get("limit"), "limit", limits.default_queues_per_page, 1, limits.max_queues_per_page)
+    detailed = validation.query_bool(params.get("detailed"), "detailed", False)
+    with_count = validation.query_bool(params.get("with_count"), "with_count", False)
+    page = queues.queue_list(
+        services, caller, marker=params.get("marker"), limit=limit, detailed=detailed, name=params.get("name"),
+        with_count=with_count, filters=queues.metadata_filters(params, _QUEUE_LIST_OPTIONS),
+    )
+    items = []
+    for item in page.items:
+        entry: dict[str, Any] = {"name": item.name, "href": _queue_path(item.name)}
+        if detailed:
+            entry["metadata"] = item.metadata
+        items.append(entry)
+    links = []
+    if page.next_marker is not None:
+        query = f"marker={page.next_marker}&limit={limit}" + ("&detailed=true" if detailed else "")
+        links.append({"rel": "next", "href": f"/v2/queues?{query}"})
+    body: dict[str, Any] = {"queues": items, "links": links}
+    if page.count:
+        body["count"] = page.count
+    return _json(body)
+
+
+@bp.route("/v2/queues/{queue_name}", methods=["PUT"], content_types=ANY)
+@_zaqar
+def queue_create(queue_name: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    metadata, size = _body(optional=True)
+    outcome = queues.queue_create(services, caller, queue_name, metadata, size=size)
+    return _empty(201 if outcome.value else 204, {"Location": _queue_path(queue_name)})
+
+
+@bp.route("/v2/queues/{queue_name}", methods=["GET"], content_types=ANY)
+@_zaqar
+def queue_get(queue_name: str) -> Response:
+    services = _services()
+    return _json(queues.queue_get(services, _caller(services), queue_name))
+
+
+@bp.route("/v2/queues/{queue_name}", methods=["PATCH"], content_types=ANY)
+@_zaqar
+def queue_update(queue_name: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    queues.check_patch_media_type(_header("content-type"))  # before the body, as upstream
+    patch, size = _body()
+    outcome = queues.queue_update(services, caller, queue_name, patch, size=size)
+    return _json(outcome.value)
+
+
+@bp.route("/v2/queues/{queue_name}", methods=["DELETE"], content_types=ANY)
+@_zaqar
+def queue_delete(queue_name: str) -> Response:
+    services = _services()
+    queues.queue_delete(services, _caller(services), queue_name)
+    return _empty()
+
+
+@bp.route("/v2/queues/{queue_name}/stats", methods=["GET"], content_types=ANY)
+@_zaqar
+def queue_stats(queue_name: str) -> Response:
+    services = _services()
+    stats = queues.queue_stats(services, _caller(services), queue_name)
+    if stats is None:
+        return _json({"messages": {"claimed": 0, "free": 0, "total": 0}})
+    counts: dict[str, Any] = {"claimed": stats.claimed, "free": max(0, stats.total - stats.claimed), "total": stats.total}
+    for label, record in (("oldest", stats.oldest), ("newest", stats.newest)):
+        if record is not None:
+            counts[label] = {
+                "href": f"{_queue_path(queue_name)}/messages/{record.id}",
+                "age": max(0, (stats.now_ms - record.created_ms) // 1000),
+                "created": home.iso8601(record.created_ms),
+            }
+    return _json({"messages": counts})
+
+
+@bp.route("/v2/queues/{queue_name}/purge", methods=["POST"], content_types=ANY)
+@_zaqar
+def queue_purge(queue_name: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    body, _size = _body(optional=True)
+    queues.queue_purge(services, caller, queue_name, body)
+    return _empty()
+
+
+# -- messages ------------------------------------------------------------------
+
+
+@bp.route("/v2/queues/{queue_name}/messages", methods=["POST"], content_types=ANY)
+@_zaqar
+def message_post(queue_name: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    body, size = _body()
+    ids = messages.message_post(services, caller, queue_name, body, size=size).value
+    base = f"{_queue_path(queue_name)}/messages"
+    return _json(
+        {"resources": [f"{base}/{mid}" for mid in ids]}, status=201, headers={"Location": f"{base}?ids={','.join(ids)}"}
+    )
+
+
+@bp.route("/v2/queues/{queue_name}/messages", methods=["GET"], content_types=ANY)
+@_zaqar
+def message_list(queue_name: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    limits = services.settings.limits
+    params = _params()
+    if "ids" in params:
+        ids = validation.query_ids(params["ids"], "ids", limits.max_messages_per_page)
+        found = messages.message_get_many(services, caller, queue_name, ids)
+        return _json({"messages": [render_message(queue_name, m) for m in found]})
+    limit = validation.query_int(params.get("limit"), "limit", limits.default_messages_per_page, 1, limits.max_messages_per_page)
+    echo = validation.query_bool(params.get("echo"), "echo", False)
+    include_claimed = validation.query_bool(params.get("include_claimed"), "include_claimed", False)
+    include_delayed = validation.query_bool(params.get("include_delayed"), "include_delayed", False)
+    page = messages.message_list(
+        services, caller, queue_name, marker=params.get("marker"), limit=limit, echo=echo,
+        include_claimed=include_claimed, include_delayed=include_delayed,
+    )
+    links = []
+    if page.next_marker is not None and page.items:
+        query = f"marker={page.next_marker}&limit={limit}&echo={str(echo).lower()}"
+        if include_claimed:
+            query += "&include_claimed=true"
+        if include_delayed:
+            query += "&include_delayed=true"
+        links.append({"rel": "next", "href": f"{_queue_path(queue_name)}/messages?{query}"})
+    return _json({"messages": [render_message(queue_name, m) for m in page.items], "links": links})
+
+
+@bp.route("/v2/queues/{queue_name}/messages", methods=["DELETE"], content_types=ANY)
+@_zaqar
+def message_delete_many(queue_name: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    limits = services.settings.limits
+    ids_raw, pop_raw = _param("ids"), _param("pop")
+    if (ids_raw is None) == (pop_raw is None):
+        raise errors.Invalid("Give either ids or pop (not both) to delete messages.")
+    if pop_raw is not None:
+        count = validation.query_int(pop_raw, "pop", 1, 1, limits.max_messages_per_claim_or_pop)
+        popped = messages.message_pop(services, caller, queue_name, count).value
+        return _json({"messages": [
+            {"id": m.id, "body": m.body, "ttl": m.ttl, "age": m.age, "claim_id": None, "claim_count": m.claim_count}
+            for m in popped
+        ]})
+    assert ids_raw is not None
+    ids = validation.query_ids(ids_raw, "ids", limits.max_messages_per_page)
+    messages.message_delete_many(services, caller, queue_name, ids)
+    return _empty()
+
+
+@bp.route("/v2/queues/{queue_name}/messages/{message_id}", methods=["GET"], content_types=ANY)
+@_zaqar
+def message_get(queue_name: str, message_id: str) -> Response:
+    services = _services()
+    message = messages.message_get(services, _caller(services), queue_name, message_id)
+    return _json(render_message(queue_name, message))
+
+
+@bp.route("/v2/queues/{queue_name}/messages/{message_id}", methods=["DELETE"], content_types=ANY)
+@_zaqar
+def message_delete(queue_name: str, message_id: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    messages.message_delete(services, caller, queue_name, message_id, claim_id=_param("claim_id") or None)
+    return _empty()
+
+
+# -- claims ----------------------------------------------------------------------
+
+
+@bp.route("/v2/queues/{queue_name}/claims", methods=["POST"], content_types=ANY)
+@_zaqar
+def claim_create(queue_name: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    limits = services.settings.limits
+    limit = validation.query_int(
+        _param("limit"), "limit", limits.default_messages_per_claim, 1, limits.max_messages_per_claim_or_pop
+    )
+    body, _size = _body(optional=True)
+    claim = claims.claim_create(services, caller, queue_name, body, limit=limit).value
+    if claim is None:
+        return _empty()
+    rendered = [render_message(queue_name, m, claim_id=claim.id) for m in claim.messages]
+    return _json(
+        {"messages": rendered}, status=201, headers={"Location": f"{_queue_path(queue_name)}/claims/{claim.id}"}
+    )
+
+
+@bp.route("/v2/queues/{queue_name}/claims/{claim_id}", methods=["GET"], content_types=ANY)
+@_zaqar
+def claim_get(queue_name: str, claim_id: str) -> Response:
+    services = _services()
+    claim = claims.claim_get(services, _caller(services), queue_name, claim_id)
+    return _json({
+        "age": claim.age,
+        "ttl": claim.ttl,
+        "href": f"{_queue_path(queue_name)}/claims/{claim.id}",
+        "messages": [render_message(queue_name, m, claim_id=claim.id) for m in claim.messages],
+    })
+
+
+@bp.route("/v2/queues/{queue_name}/claims/{claim_id}", methods=["PATCH"], content_types=ANY)
+@_zaqar
+def claim_update(queue_name: str, claim_id: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    body, _size = _body(optional=True)
+    claims.claim_update(services, caller, queue_name, claim_id, body)
+    return _empty()
+
+
+@bp.route("/v2/queues/{queue_name}/claims/{claim_id}", methods=["DELETE"], content_types=ANY)
+@_zaqar
+def claim_delete(queue_name: str, claim_id: str) -> Response:
+    services = _services()
+    claims.claim_delete(services, _caller(services), queue_name, claim_id)
+    return _empty()
