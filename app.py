@@ -1,6 +1,6 @@
 """The Chalice app: wiring only. Each transport registers its own handlers."""
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from chalicelib.transport import rest
 

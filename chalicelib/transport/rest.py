@@ -14,8 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Blueprint, Response
-from chalice.app import Request
+from chalice.app import Blueprint, Request, Response
 
 from chalicelib import errors, runtime
 from chalicelib.api import claims, health, messages, queues, validation
@@ -33,7 +32,7 @@ JSON = "application/json"
 
 
 def error_response(exc: errors.ServiceError) -> Response:
-    headers = {"Content-Type": JSON}
+    headers: dict[str, str | list[str]] = {"Content-Type": JSON}
     if isinstance(exc, errors.MethodNotAllowed):
         headers["Allow"] = ", ".join(exc.allowed)
     return Response({"title": exc.title, "description": exc.description}, headers=headers, status_code=exc.status)
@@ -77,7 +76,7 @@ def _param(name: str) -> str | None:
 
 def _params() -> dict[str, str]:
     params = _request().query_params
-    return {} if params is None else {key: params.get(key) for key in params}
+    return {} if params is None else {key: str(params.get(key)) for key in params}
 
 
 def _raw() -> bytes:
@@ -115,11 +114,13 @@ def _caller(services: Services) -> Caller:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, headers={"Content-Type": JSON, **(headers or {})}, status_code=status)
+    merged: dict[str, str | list[str]] = {"Content-Type": JSON, **(headers or {})}
+    return Response(body, headers=merged, status_code=status)
 
 
 def _empty(status: int = 204, headers: dict[str, str] | None = None) -> Response:
-    return Response("", headers=headers or {}, status_code=status)
+    merged: dict[str, str | list[str]] = {**(headers or {})}
+    return Response("", headers=merged, status_code=status)
 
 
 def _queue_path(queue: str) -> str:
@@ -149,9 +150,8 @@ def home_document() -> Response:
     services = _services()
     _caller(services)
     document = home.document(admin=services.settings.admin_mode)
-    return Response(
-        document, headers={"Content-Type": "application/json-home", "Cache-Control": "max-age=86400"}, status_code=200
-    )
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/json-home", "Cache-Control": "max-age=86400"}
+    return Response(document, headers=headers, status_code=200)
 
 
 @bp.route("/v2/ping", methods=["GET", "HEAD"], content_types=ANY)

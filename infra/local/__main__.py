@@ -7,6 +7,7 @@ SQLite catalog under $DATA_DIR unless $CATALOG_URL names another database.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -31,10 +32,8 @@ def _worker(sock: socket.socket) -> None:
 
     server = make_server(Gateway(app, app.routes), sock)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        pass
     os._exit(0)
 
 
@@ -86,10 +85,8 @@ def main() -> int:
         pass
     finally:
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 5
         for pid in children:
             while time.monotonic() < deadline:

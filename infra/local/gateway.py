@@ -146,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
     gateway: Gateway
     server_version = "zaqar-serverless-local"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return None
 
     def _serve(self) -> None:

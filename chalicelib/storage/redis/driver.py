@@ -274,7 +274,7 @@ class RedisStore(base.MessageStore):
         outbox = keys.queue_keys(project, queue)[10]
         with _translated("read dead letters"):
             if ids is None:
-                raw = self._client.hgetall(outbox)
+                raw: dict[Any, Any] = dict(self._client.hgetall(outbox))
             else:
                 raw = dict(zip(ids, self._client.hmget(outbox, list(ids)), strict=True))
         letters = []

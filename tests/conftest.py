@@ -1,0 +1,89 @@
+"""Shared fixtures: real Redis, real catalogs, the app's services.
+
+Redis: ``TEST_REDIS_URL`` or the machine's server on 127.0.0.1:6379,
+database 13; when none answers, an embedded server of our own. Tests never
+flush anything: every test works in a project of its own and deletes only
+the keys of that project afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+
+from chalicelib import runtime
+from chalicelib.api.context import Caller, Services
+from chalicelib.config import Settings
+from chalicelib.events.model import RecordingSink
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+ENCRYPTION_KEY = "test-encryption-key"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    if _answers(url):
+        yield url
+        return
+    from infra.local.embedded_redis import embedded_redis
+
+    with embedded_redis(tmp_path_factory.mktemp("redis"), persistent=False) as server:
+        yield server.url
+
+
+def _delete_project_keys(url: str, project: str) -> None:
+    client = redis.Redis.from_url(url)
+    pattern = "zq:{" + quote(project, safe="") + "/*"
+    for key in client.scan_iter(match=pattern.replace("[", "\\["), count=500):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def project(redis_url: str) -> Iterator[str]:
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    _delete_project_keys(redis_url, name)
+
+
+@pytest.fixture
+def caller(project: str) -> Caller:
+    return Caller(project=project, client_id=str(uuid.uuid4()))
+
+
+def make_settings(tmp_path: Path, pool_url: str, **overrides: str) -> Settings:
+    env = {
+        "POOL_URL": pool_url,
+        "CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
+        "DATA_DIR": str(tmp_path),
+        "MESSAGE_ENCRYPTION_KEY": ENCRYPTION_KEY,
+        **overrides,
+    }
+    return Settings.from_mapping(env)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return make_settings(tmp_path, redis_url)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = runtime.build(settings, RecordingSink())
+    runtime.install(built)
+    yield built
+    runtime.install(None)

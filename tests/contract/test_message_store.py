@@ -1,0 +1,327 @@
+"""The driver contract, run against every pool driver.
+
+A driver is done when this suite passes on it. Each test builds what it
+needs in a project of its own (Given), does one thing (When) and checks
+what the contract promises (Then).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from chalicelib import errors
+from chalicelib.storage import base
+from chalicelib.storage.base import MessageStore, NewMessage, QueueSettings
+
+Q = "orders"
+
+
+@pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.redis, id="redis")])
+def store(request: pytest.FixtureRequest, redis_url: str) -> Iterator[MessageStore]:
+    if request.param == "redis":
+        from chalicelib.storage.redis.driver import RedisStore
+
+        driver = RedisStore(redis_url)
+    yield driver
+    driver.close()
+
+
+def post(store: MessageStore, project: str, bodies: list[str], *, queue: str = Q, client: str = "producer",
+         ttl: int | None = None, delay: int | None = None) -> list[str]:
+    messages = [NewMessage(body, ttl, delay) for body in bodies]
+    return store.message_post(
+        project=project, queue=queue, messages=messages, client_id=client, create=True, encrypted=False,
+        request_size=100, default_ttl=3600,
+    ).ids
+
+
+def listing(store: MessageStore, project: str, *, limit: int = 20, marker: str | None = None, client: str = "reader",
+            echo: bool = False, claimed: bool = False, delayed: bool = False) -> base.Page[base.MessageRecord]:
+    return store.message_list(project=project, queue=Q, marker=marker, limit=limit, client_id=client, echo=echo,
+                              include_claimed=claimed, include_delayed=delayed)
+
+
+def bodies(records: list[base.MessageRecord]) -> list[str]:
+    return [r.body for r in records]
+
+
+def claim(store: MessageStore, project: str, limit: int, *, ttl: int = 60, grace: int = 60) -> base.ClaimResult:
+    return store.claim_create(project=project, queue=Q, claim_id=uuid.uuid4().hex, ttl=ttl, grace=grace, limit=limit)
+
+
+# -- queues ---------------------------------------------------------------------
+
+
+def test_queue_create_is_refused_when_the_queue_exists_and_keeps_the_first_metadata(store: MessageStore, project: str) -> None:
+    assert store.queue_create(project=project, queue=Q, metadata={"a": 1}, settings=QueueSettings())
+    assert not store.queue_create(project=project, queue=Q, metadata={"a": 2}, settings=QueueSettings())
+    assert store.queue_get(project=project, queue=Q) == {"a": 1}
+
+
+def test_queue_set_replaces_metadata_only_of_an_existing_queue(store: MessageStore, project: str) -> None:
+    assert not store.queue_set(project=project, queue=Q, metadata={"a": 1}, settings=QueueSettings())
+    assert store.queue_get(project=project, queue=Q) is None
+    store.queue_create(project=project, queue=Q, metadata={"a": 1}, settings=QueueSettings())
+    assert store.queue_set(project=project, queue=Q, metadata={"b": [1, {}]}, settings=QueueSettings())
+    assert store.queue_get_many(project=project, queues=[Q, "other"]) == [{"b": [1, {}]}, None]
+
+
+def test_queue_delete_removes_messages_and_claims(store: MessageStore, project: str) -> None:
+    post(store, project, ['"a"', '"b"'])
+    held = claim(store, project, 1)
+    store.queue_delete(project=project, queue=Q)
+    assert store.queue_get(project=project, queue=Q) is None
+    assert listing(store, project, claimed=True).items == []
+    assert store.claim_get(project=project, queue=Q, claim_id=held.claim_id) is None
+    assert store.queue_stats(project=project, queue=Q).total == 0
+
+
+def test_purge_removes_every_message_and_keeps_the_metadata(store: MessageStore, project: str) -> None:
+    store.queue_create(project=project, queue=Q, metadata={"keep": True}, settings=QueueSettings())
+    post(store, project, ['"a"', '"b"', '"c"'])
+    claim(store, project, 2)
+    store.queue_purge(project=project, queue=Q)
+    assert store.queue_stats(project=project, queue=Q).total == 0
+    assert store.queue_get(project=project, queue=Q) == {"keep": True}
+
+
+def test_projects_with_the_same_queue_name_never_see_each_other(store: MessageStore, project: str) -> None:
+    tricky = project + "}/" + Q + "{"
+    post(store, project, ['"mine"'])
+    post(store, tricky, ['"theirs"'])
+    try:
+        assert bodies(listing(store, project).items) == ['"mine"']
+        assert bodies(listing(store, tricky).items) == ['"theirs"']
+    finally:
+        store.queue_delete(project=tricky, queue=Q)
+
+
+# -- posting and listing -----------------------------------------------------------
+
+
+def test_post_to_a_missing_queue_without_create_stores_nothing(store: MessageStore, project: str) -> None:
+    with pytest.raises(base.QueueMissing):
+        store.message_post(project=project, queue=Q, messages=[NewMessage('"x"', None, None)], client_id="c",
+                           create=False, encrypted=False, request_size=10, default_ttl=3600)
+    assert store.queue_get(project=project, queue=Q) is None
+
+
+def test_post_to_an_encrypting_queue_requires_encrypted_bodies(store: MessageStore, project: str) -> None:
+    store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(encrypted=True))
+    with pytest.raises(base.EncryptionRequired):
+        post(store, project, ['"clear"'])
+    assert listing(store, project).items == []
+
+
+def test_post_larger_than_the_queue_limit_is_refused_whole(store: MessageStore, project: str) -> None:
+    store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(max_post_size=50))
+    with pytest.raises(base.PostTooLarge) as raised:
+        store.message_post(project=project, queue=Q, messages=[NewMessage('"x"', None, None)], client_id="c",
+                           create=False, encrypted=False, request_size=51, default_ttl=3600)
+    assert raised.value.limit == 50
+    assert store.queue_stats(project=project, queue=Q).total == 0
+
+
+def test_queue_defaults_apply_to_messages_without_ttl_or_delay(store: MessageStore, project: str) -> None:
+    store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(default_ttl=120))
+    ids = post(store, project, ['"a"'])
+    post(store, project, ['"b"'], ttl=90)
+    records = listing(store, project).items
+    assert [r.ttl for r in records] == [120, 90]
+    assert records[0].id == ids[0]
+
+
+def test_listing_pages_through_every_message_once_in_post_order(store: MessageStore, project: str) -> None:
+    expected = [f'"m{i}"' for i in range(23)]
+    for start in range(0, 23, 5):
+        post(store, project, expected[start:start + 5])
+    seen: list[str] = []
+    marker = None
+    while True:
+        page = listing(store, project, limit=4, marker=marker)
+        if not page.items:
+            break
+        seen += bodies(page.items)
+        marker = page.next_marker
+    assert seen == expected
+
+
+def test_echo_filtered_pages_are_full_while_more_messages_match(store: MessageStore, project: str) -> None:
+    post(store, project, [f'"own{i}"' for i in range(30)], client="me")
+    post(store, project, [f'"other{i}"' for i in range(5)], client="you")
+    page = listing(store, project, limit=5, client="me")
+    assert bodies(page.items) == [f'"other{i}"' for i in range(5)]
+    assert len(listing(store, project, limit=20, client="me", echo=True).items) == 20
+
+
+def test_claimed_messages_are_listed_only_when_asked(store: MessageStore, project: str) -> None:
+    post(store, project, ['"a"', '"b"', '"c"'])
+    held = claim(store, project, 2)
+    assert bodies(listing(store, project).items) == ['"c"']
+    with_claimed = listing(store, project, claimed=True).items
+    assert bodies(with_claimed) == ['"a"', '"b"', '"c"']
+    assert [r.claim_id for r in with_claimed[:2]] == [held.claim_id] * 2
+
+
+def test_delayed_messages_stay_hidden_and_unclaimable_until_due(store: MessageStore, project: str) -> None:
+    post(store, project, ['"later"'], delay=1)
+    post(store, project, ['"now"'])
+    assert bodies(listing(store, project).items) == ['"now"']
+    assert bodies(listing(store, project, delayed=True).items) == ['"later"', '"now"']
+    assert bodies(claim(store, project, 5).items) == ['"now"']
+    time.sleep(1.1)
+    assert bodies(claim(store, project, 5).items) == ['"later"']
+
+
+def test_expired_messages_are_invisible_everywhere_and_reclaimed(store: MessageStore, project: str) -> None:
+    ids = post(store, project, ['"short"'], ttl=1)
+    post(store, project, ['"long"'])
+    time.sleep(1.1)
+    assert bodies(listing(store, project, claimed=True, delayed=True).items) == ['"long"']
+    assert store.message_get_many(project=project, queue=Q, ids=ids).items == []
+    assert bodies(claim(store, project, 5).items) == ['"long"']
+    assert store.queue_stats(project=project, queue=Q).total == 1
+
+
+def test_get_many_returns_found_messages_in_the_order_asked(store: MessageStore, project: str) -> None:
+    a, b = post(store, project, ['"a"', '"b"'])
+    found = store.message_get_many(project=project, queue=Q, ids=[b, "nope", a])
+    assert [r.id for r in found.items] == [b, a]
+
+
+# -- deleting ------------------------------------------------------------------------
+
+
+def test_deleting_a_claimed_message_needs_its_own_live_claim(store: MessageStore, project: str) -> None:
+    (mid,) = post(store, project, ['"a"'])
+    held = claim(store, project, 1)
+    with pytest.raises(errors.MessageIsClaimed):
+        store.message_delete(project=project, queue=Q, message_id=mid, claim_id=None)
+    with pytest.raises(errors.MessageIsClaimed):
+        store.message_delete(project=project, queue=Q, message_id=mid, claim_id="someone-else")
+    store.message_delete(project=project, queue=Q, message_id=mid, claim_id=held.claim_id)
+    assert store.message_get_many(project=project, queue=Q, ids=[mid]).items == []
+
+
+def test_deleting_with_a_claim_id_an_unclaimed_message_is_refused(store: MessageStore, project: str) -> None:
+    (mid,) = post(store, project, ['"a"'])
+    with pytest.raises(errors.MessageNotClaimed):
+        store.message_delete(project=project, queue=Q, message_id=mid, claim_id=uuid.uuid4().hex)
+    assert len(store.message_get_many(project=project, queue=Q, ids=[mid]).items) == 1
+    store.message_delete(project=project, queue=Q, message_id=mid, claim_id=None)
+    store.message_delete(project=project, queue=Q, message_id=mid, claim_id=None)  # gone: still fine
+
+
+def test_delete_many_ignores_claims_and_unknown_ids(store: MessageStore, project: str) -> None:
+    a, b, c = post(store, project, ['"a"', '"b"', '"c"'])
+    claim(store, project, 1)
+    assert store.message_delete_many(project=project, queue=Q, ids=[a, b, "unknown"]) == 2
+    assert bodies(listing(store, project, claimed=True).items) == ['"c"']
+
+
+def test_pop_removes_and_returns_the_oldest_claimable_messages(store: MessageStore, project: str) -> None:
+    post(store, project, ['"a"', '"b"', '"c"', '"d"'])
+    claim(store, project, 1)
+    popped = store.message_pop(project=project, queue=Q, limit=2)
+    assert bodies(popped.items) == ['"b"', '"c"']
+    assert bodies(listing(store, project, claimed=True).items) == ['"a"', '"d"']
+
+
+# -- claims ------------------------------------------------------------------------------
+
+
+def test_a_message_released_early_is_never_handed_out_while_a_later_claim_holds_others(
+    store: MessageStore, project: str
+) -> None:
+    post(store, project, [f'"m{i}"' for i in range(6)])
+    first = claim(store, project, 2)
+    second = claim(store, project, 2)
+    store.claim_delete(project=project, queue=Q, claim_id=first.claim_id)
+    third = claim(store, project, 10)
+    assert bodies(third.items) == ['"m0"', '"m1"', '"m4"', '"m5"']
+    assert not {r.id for r in third.items} & {r.id for r in second.items}
+
+
+def test_an_expired_claim_frees_its_messages_and_disappears(store: MessageStore, project: str) -> None:
+    post(store, project, ['"a"'])
+    held = claim(store, project, 1, ttl=1, grace=0)
+    assert claim(store, project, 1).items == []
+    time.sleep(1.1)
+    assert store.claim_get(project=project, queue=Q, claim_id=held.claim_id) is None
+    again = claim(store, project, 1)
+    assert bodies(again.items) == ['"a"']
+    assert again.items[0].claim_count == 2
+
+
+def test_claims_extend_messages_that_would_expire_first(store: MessageStore, project: str) -> None:
+    post(store, project, ['"a"'], ttl=60)
+    held = claim(store, project, 1, ttl=100, grace=30)
+    assert held.items[0].ttl == 130
+    assert held.items[0].expires_ms >= held.now_ms + 130_000
+
+
+def test_claim_get_and_update_renew_a_live_claim(store: MessageStore, project: str) -> None:
+    post(store, project, ['"a"', '"b"'])
+    held = claim(store, project, 2, ttl=60)
+    assert store.claim_update(project=project, queue=Q, claim_id=held.claim_id, ttl=200, grace=60)
+    got = store.claim_get(project=project, queue=Q, claim_id=held.claim_id)
+    assert got is not None and got.ttl == 200 and bodies(got.items) == ['"a"', '"b"']
+    assert all(r.claim_expires_ms >= got.now_ms + 199_000 for r in got.items)
+    assert not store.claim_update(project=project, queue=Q, claim_id="missing", ttl=60, grace=60)
+
+
+def test_claim_get_leaves_out_messages_deleted_since(store: MessageStore, project: str) -> None:
+    post(store, project, ['"a"', '"b"'])
+    held = claim(store, project, 2)
+    store.message_delete(project=project, queue=Q, message_id=held.items[0].id, claim_id=held.claim_id)
+    got = store.claim_get(project=project, queue=Q, claim_id=held.claim_id)
+    assert got is not None and bodies(got.items) == ['"b"']
+
+
+def test_messages_past_max_claim_count_leave_for_the_dead_letter_outbox(store: MessageStore, project: str) -> None:
+    settings = QueueSettings(dead_letter_queue="dead", max_claim_count=1, dead_letter_ttl=300)
+    store.queue_create(project=project, queue=Q, metadata={}, settings=settings)
+    post(store, project, ['"poison"', '"fine"'])
+    first = claim(store, project, 1)
+    store.claim_delete(project=project, queue=Q, claim_id=first.claim_id)
+    second = claim(store, project, 5)
+    assert bodies(second.items) == ['"fine"']
+    assert [(d.record.body, d.target, d.ttl) for d in second.dead_letters] == [('"poison"', "dead", 300)]
+    assert [d.record.id for d in store.dead_letter_pending(project=project, queue=Q)] == [first.items[0].id]
+
+
+def test_dead_letter_accept_is_idempotent_and_keeps_ids(store: MessageStore, project: str) -> None:
+    settings = QueueSettings(dead_letter_queue="dead", max_claim_count=1)
+    store.queue_create(project=project, queue=Q, metadata={}, settings=settings)
+    (mid,) = post(store, project, ['"poison"'])
+    store.claim_delete(project=project, queue=Q, claim_id=claim(store, project, 1).claim_id)
+    letters = claim(store, project, 1).dead_letters
+    store.dead_letter_accept(project=project, queue="dead", letters=letters)
+    store.dead_letter_accept(project=project, queue="dead", letters=letters)
+    store.dead_letter_done(project=project, queue=Q, ids=[mid])
+    moved = store.message_list(project=project, queue="dead", marker=None, limit=10, client_id="r", echo=True,
+                               include_claimed=True, include_delayed=True)
+    assert [(r.id, r.body, r.claim_count) for r in moved.items] == [(mid, '"poison"', 0)]
+    assert store.dead_letter_pending(project=project, queue=Q) == []
+    store.queue_delete(project=project, queue="dead")
+
+
+def test_stats_count_claimed_and_free_with_oldest_and_newest(store: MessageStore, project: str) -> None:
+    assert store.queue_stats(project=project, queue=Q).total == 0
+    ids = post(store, project, ['"a"', '"b"', '"c"'])
+    claim(store, project, 1)
+    stats = store.queue_stats(project=project, queue=Q)
+    assert (stats.total, stats.claimed) == (3, 1)
+    assert stats.oldest is not None and stats.oldest.id == ids[0]
+    assert stats.newest is not None and stats.newest.id == ids[-1]
+
+
+def test_gc_reclaims_expired_messages_without_other_traffic(store: MessageStore, project: str) -> None:
+    post(store, project, ['"a"', '"b"'], ttl=1)
+    time.sleep(1.1)
+    assert store.gc(project=project, queue=Q) >= 2
+    assert store.queue_stats(project=project, queue=Q).total == 0
