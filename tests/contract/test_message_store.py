@@ -217,7 +217,7 @@ def test_deleting_with_a_claim_id_an_unclaimed_message_is_refused(store: Message
 
 
 def test_delete_many_ignores_claims_and_unknown_ids(store: MessageStore, project: str) -> None:
-    a, b, c = post(store, project, ['"a"', '"b"', '"c"'])
+    a, b, _c = post(store, project, ['"a"', '"b"', '"c"'])
     claim(store, project, 1)
     assert store.message_delete_many(project=project, queue=Q, ids=[a, b, "unknown"]) == 2
     assert bodies(listing(store, project, claimed=True).items) == ['"c"']

@@ -1,0 +1,81 @@
+"""Pure logic, no I/O."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from chalicelib import errors
+from chalicelib.api import crypto, validation
+from chalicelib.api.queues import apply_patch, metadata_filters
+from chalicelib.config import ConfigError, Limits, Settings
+from chalicelib.storage.catalog import Pool
+from chalicelib.storage.pooling import choose_weighted
+from chalicelib.storage.redis import keys
+from infra.local.gateway import RouteTable
+
+
+def test_settings_default_to_zaqar_limits_and_refuse_bad_values() -> None:
+    settings = Settings.from_mapping({})
+    assert settings.limits == Limits()
+    assert settings.catalog_url.endswith("catalog.sqlite3")
+    assert Settings.from_mapping({"ADMIN_MODE": "yes"}).admin_mode
+    with pytest.raises(ConfigError, match="ADMIN_MODE"):
+        Settings.from_mapping({"ADMIN_MODE": "maybe"})
+    with pytest.raises(ConfigError, match="MAX_MESSAGE_TTL"):
+        Settings.from_mapping({"MAX_MESSAGE_TTL": "lots"})
+
+
+def test_encryption_round_trips_with_a_fresh_iv_each_time() -> None:
+    first = crypto.encrypt("k", '{"a":1}')
+    second = crypto.encrypt("k", '{"a":1}')
+    assert first != second
+    assert crypto.decrypt("k", first) == crypto.decrypt("k", second) == '{"a":1}'
+
+
+def test_weighted_choice_skips_zero_weights_and_follows_weights() -> None:
+    pools = [Pool("a", "redis://a", 0, None, {}), Pool("b", "redis://b", 1, None, {}), Pool("c", "redis://c", 3, None, {})]
+    rng = random.Random(7)
+    picks = [choose_weighted(pools, rng.randint) for _ in range(4000)]
+    names = [p.name for p in picks if p is not None]
+    assert "a" not in names
+    assert 0.7 < names.count("c") / len(names) < 0.8
+    assert choose_weighted([pools[0]], rng.randint) is None
+
+
+def test_patch_is_all_or_nothing() -> None:
+    current = {"a": 1}
+    with pytest.raises(errors.Conflict):
+        apply_patch(current, [{"op": "add", "path": "/metadata/b", "value": 2}, {"op": "remove", "path": "/metadata/x"}])
+    assert current == {"a": 1}
+    assert apply_patch(current, [{"op": "remove", "path": "/metadata/_max_claim_count"}]) == {"a": 1}
+
+
+def test_metadata_filters_coerce_numbers() -> None:
+    assert metadata_filters({"limit": "5", "n": "3", "s": "x"}, {"limit"}) == {"n": 3, "s": "x"}
+
+
+def test_queue_settings_extract_what_drivers_act_on() -> None:
+    settings = validation.queue_settings(
+        {"_default_message_ttl": 120, "_dead_letter_queue": "dlq", "_max_claim_count": 3, "free": "form"},
+        Limits(), encryption_available=False,
+    )
+    assert (settings.default_ttl, settings.dead_letter_queue, settings.max_claim_count) == (120, "dlq", 3)
+    with pytest.raises(errors.InvalidBody, match="MESSAGE_ENCRYPTION_KEY"):
+        validation.queue_settings({"_enable_encrypt_messages": True}, Limits(), encryption_available=False)
+
+
+def test_keys_of_one_queue_share_a_hash_tag_and_tenants_cannot_collide() -> None:
+    names = keys.queue_keys("proj", "q")
+    assert len({name.split("}")[0] for name in names}) == 1
+    assert keys.tag("a/b", "c") != keys.tag("a", "b/c")
+    assert keys.tag("p}x", "q") == "{p%7Dx/q}"
+
+
+def test_route_table_prefers_literal_segments_and_decodes_parameters() -> None:
+    table = RouteTable({"/v2/queues/{queue_name}": {}, "/v2/queues/{queue_name}/stats": {}, "/v2/ping": {}, "/": {}})
+    assert table.match("/v2/queues/a%2Eb") == ("/v2/queues/{queue_name}", {"queue_name": "a.b"})
+    assert table.match("/v2/queues/x/stats/") == ("/v2/queues/{queue_name}/stats", {"queue_name": "x"})
+    assert table.match("/") == ("/", {})
+    assert table.match("/v2/nope") is None
