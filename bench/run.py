@@ -194,36 +194,43 @@ def seed(stack: Stack, project: str, queue: str, count: int) -> list[str]:
     return ids
 
 
-def benchmark(stack: Stack, rds: redis.Redis, concurrencies: list[int], count: int) -> list[Result]:
-    results: list[Result] = []
+def one_round(stack: Stack, rds: redis.Redis, conc: int, count: int) -> list[Result]:
+    """Every operation once at one concurrency, in a fresh project."""
+    project = f"bench-{uuid.uuid4().hex[:8]}"
     body = {"event": "bench", "pad": "x" * 64}
-    for conc in concurrencies:
-        project = f"bench-{uuid.uuid4().hex[:8]}"
-        results.append(run_phase(stack, rds, project, "post 1", conc, count,
-                                 lambda c, i: ("POST", "/v2/queues/post1/messages", {"messages": [{"body": body}]}), {201}))
-        results.append(run_phase(stack, rds, project, "post 10", conc, count,
-                                 lambda c, i: ("POST", "/v2/queues/post10/messages", {"messages": [{"body": body}] * 10}), {201}))
-        ids = seed(stack, project, "work", count * 10)
-        results.append(run_phase(stack, rds, project, "list 10", conc, count,
-                                 lambda c, i: ("GET", f"/v2/queues/work/messages?limit=10&echo=true&marker={(i * 10) % (count * 9)}", None), {200}))
-        results.append(run_phase(stack, rds, project, "get", conc, count,
-                                 lambda c, i: ("GET", f"/v2/queues/work/messages/{ids[i % len(ids)]}", None), {200}))
-        claimed: dict[int, tuple[str, list[str]]] = {}
+    results = [
+        run_phase(stack, rds, project, "post 1", conc, count,
+                  lambda c, i: ("POST", "/v2/queues/post1/messages", {"messages": [{"body": body}]}), {201}),
+        run_phase(stack, rds, project, "post 10", conc, count,
+                  lambda c, i: ("POST", "/v2/queues/post10/messages", {"messages": [{"body": body}] * 10}), {201}),
+    ]
+    ids = seed(stack, project, "work", count * 10)
+    results.append(run_phase(
+        stack, rds, project, "list 10", conc, count,
+        lambda c, i: ("GET", f"/v2/queues/work/messages?limit=10&echo=true&marker={(i * 10) % (count * 9)}", None),
+        {200}))
+    results.append(run_phase(stack, rds, project, "get", conc, count,
+                             lambda c, i: ("GET", f"/v2/queues/work/messages/{ids[i % len(ids)]}", None), {200}))
+    claimed: dict[int, tuple[str, list[str]]] = {}
 
-        def keep_claim(index: int, reply: Any, headers: dict[str, str]) -> None:
-            claim_id = headers["Location"].rsplit("/", 1)[1]
-            claimed[index] = (claim_id, [m["id"] for m in reply["messages"]])
+    def keep_claim(index: int, reply: Any, headers: dict[str, str]) -> None:
+        claimed[index] = (headers["Location"].rsplit("/", 1)[1], [m["id"] for m in reply["messages"]])
 
-        results.append(run_phase(stack, rds, project, "claim 10", conc, count,
-                                 lambda c, i: ("POST", "/v2/queues/work/claims?limit=10", {"ttl": 300, "grace": 60}),
-                                 {201}, keep_claim))
-        deletions = [(cid, mid) for cid, mids in claimed.values() for mid in mids[:1]]
-        results.append(run_phase(stack, rds, project, "delete (claimed)", conc, min(count, len(deletions)),
-                                 lambda c, i: ("DELETE", f"/v2/queues/work/messages/{deletions[i][1]}?claim_id={deletions[i][0]}", None), {204}))
-        releases = [cid for cid, _ in claimed.values()]
-        results.append(run_phase(stack, rds, project, "release", conc, min(count, len(releases)),
-                                 lambda c, i: ("DELETE", f"/v2/queues/work/claims/{releases[i]}", None), {204}))
-        Client(stack.port, project)("DELETE", "/v2/queues/work")
+    results.append(run_phase(stack, rds, project, "claim 10", conc, count,
+                             lambda c, i: ("POST", "/v2/queues/work/claims?limit=10", {"ttl": 300, "grace": 60}),
+                             {201}, keep_claim))
+    deletions = [(cid, mids[0]) for cid, mids in claimed.values()]
+    results.append(run_phase(
+        stack, rds, project, "delete (claimed)", conc, len(deletions),
+        lambda c, i: ("DELETE", f"/v2/queues/work/messages/{deletions[i][1]}?claim_id={deletions[i][0]}", None),
+        {204}))
+    releases = [cid for cid, _ in claimed.values()]
+    results.append(run_phase(stack, rds, project, "release", conc, len(releases),
+                             lambda c, i: ("DELETE", f"/v2/queues/work/claims/{releases[i]}", None), {204}))
+    cleanup = Client(stack.port, project)
+    for queue in ("post1", "post10", "work"):
+        cleanup("DELETE", f"/v2/queues/{queue}")
+    cleanup.conn.close()
     return results
 
 
@@ -235,9 +242,11 @@ def claim_scaling(stack: Stack, rds: redis.Redis, live_claims: int, count: int) 
     for _ in range(live_claims):
         status, _, _ = client("POST", "/v2/queues/scale/claims?limit=10", {"ttl": 600})
         assert status == 201
+    result = run_phase(stack, rds, project, f"claim 10 ({live_claims} live claims)", 1, count,
+                       lambda c, i: ("POST", "/v2/queues/scale/claims?limit=10", {"ttl": 300}), {201})
+    client("DELETE", "/v2/queues/scale")
     client.conn.close()
-    return run_phase(stack, rds, project, f"claim 10 ({live_claims} live claims)", 1, count,
-                     lambda c, i: ("POST", "/v2/queues/scale/claims?limit=10", {"ttl": 300}), {201})
+    return result
 
 
 def main() -> int:
@@ -259,7 +268,7 @@ def main() -> int:
     rds = redis.Redis.from_url(redis_url)
     stack = Stack(redis_url, args.workers)
     try:
-        results = benchmark(stack, rds, concurrencies, args.requests)
+        results = [r for conc in concurrencies for r in one_round(stack, rds, conc, args.requests)]
         results += [claim_scaling(stack, rds, live, min(args.requests, 200)) for live in (0, 250)]
     finally:
         stack.stop()

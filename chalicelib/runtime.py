@@ -20,12 +20,15 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
     from chalicelib.storage.catalog import DEFAULT_POOL, Catalog
     from chalicelib.storage.pooling import Pooling
 
-    catalog = Catalog(settings.catalog_url)
+    try:
+        catalog = Catalog(settings.catalog_url)
+    except (sa_exc.SQLAlchemyError, ImportError) as exc:
+        raise errors.Unavailable(f"The catalog URL is not usable ({type(exc).__name__}).") from exc
     try:
         if settings.catalog_auto_migrate:
             catalog.migrate()
         catalog.ensure_pool(DEFAULT_POOL, settings.pool_url)
-    except sa_exc.SQLAlchemyError as exc:
+    except (sa_exc.SQLAlchemyError, errors.Unavailable) as exc:
         catalog.close()
         raise errors.Unavailable("The catalog database could not be prepared.") from exc
     pooling = Pooling(catalog, cache_ttl=settings.catalog_cache_ttl)

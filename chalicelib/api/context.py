@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from chalicelib.config import Settings
 from chalicelib.events.model import Event, EventSink
-from chalicelib.storage.pooling import Pooling
+
+if TYPE_CHECKING:
+    from chalicelib.storage.pooling import Pooling
 
 T = TypeVar("T")
 

@@ -40,7 +40,12 @@ def to_message(services: Services, record: base.MessageRecord, now_ms: int) -> M
         key = services.settings.message_encryption_key
         if key is None:
             raise errors.Unavailable("This message is encrypted and no MESSAGE_ENCRYPTION_KEY is configured.")
-        text = crypto.decrypt(key, text)
+        try:
+            text = crypto.decrypt(key, text)
+        except ValueError:
+            raise errors.Unavailable(
+                f"Message {record.id} cannot be decrypted with the configured MESSAGE_ENCRYPTION_KEY."
+            ) from None
     live_claim = record.claim_id if record.claim_id and record.claim_expires_ms > now_ms else None
     return Message(
         id=record.id,

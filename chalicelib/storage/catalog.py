@@ -8,7 +8,6 @@ them (the local stack and tests do so at start, deployments as a step).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -19,6 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from chalicelib import errors
+from chalicelib.storage.pools import DEFAULT_POOL, Pool
+
+__all__ = ["DEFAULT_POOL", "Catalog", "Pool", "metadata"]
 
 metadata = sa.MetaData()
 
@@ -47,18 +49,6 @@ queues = sa.Table(
     sa.Column("pool", sa.String(64), sa.ForeignKey("pools.name"), nullable=False),
     sa.Column("created", sa.BigInteger, nullable=False),
 )
-
-DEFAULT_POOL = "default"
-
-
-@dataclasses.dataclass(frozen=True)
-class Pool:
-    name: str
-    uri: str
-    weight: int
-    flavor: str | None
-    options: dict[str, Any]
-
 
 def _unavailable(exc: Exception) -> errors.Unavailable:
     return errors.Unavailable("The catalog database could not be reached.")

@@ -12,10 +12,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from chalicelib import errors
 from chalicelib.storage.base import MessageStore
-from chalicelib.storage.catalog import DEFAULT_POOL, Catalog, Pool
+from chalicelib.storage.pools import DEFAULT_POOL, Pool
+
+if TYPE_CHECKING:
+    from chalicelib.storage.catalog import Catalog
 
 
 def open_store(uri: str) -> MessageStore:
@@ -25,7 +29,7 @@ def open_store(uri: str) -> MessageStore:
         from chalicelib.storage.redis.driver import RedisStore
 
         return RedisStore(uri)
-    raise errors.Invalid(f"Pool URI scheme {scheme!r} is not supported (use redis, rediss or unix).")
+    raise errors.Unavailable(f"Pool URI scheme {scheme!r} is not supported (use redis, rediss or unix).")
 
 
 def choose_weighted(candidates: list[Pool], rng: Callable[[int, int], int]) -> Pool | None:

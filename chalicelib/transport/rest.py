@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -42,11 +43,14 @@ def _zaqar(view: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         try:
-            return view(*args, **kwargs)
+            response = view(*args, **kwargs)
         except errors.ServiceError as exc:
             if exc.status >= 500:
                 log.warning("%s %s: %s", _request().method, _request().context.get("path"), exc.description)
-            return error_response(exc)
+            response = error_response(exc)
+        request_id = _request().context.get("requestId") or getattr(bp.lambda_context, "aws_request_id", None)
+        response.headers["X-Openstack-Request-Id"] = f"req-{request_id or uuid.uuid4()}"
+        return response
 
     return wrapper
 

@@ -166,3 +166,11 @@ def test_queues_of_another_project_are_invisible(api: Api, other: Api) -> None:
 
 def test_health_exists_only_in_admin_mode(api: Api) -> None:
     assert api.get("/v2/health", headers={"X-Roles": "admin"}).status == 404
+
+
+def test_every_response_carries_a_request_id(api: Api) -> None:
+    ok = api.get("/v2/queues")
+    failed = api.get("/v2/queues/missing")
+    assert ok.headers["x-openstack-request-id"].startswith("req-")
+    assert failed.headers["x-openstack-request-id"].startswith("req-")
+    assert ok.headers["x-openstack-request-id"] != failed.headers["x-openstack-request-id"]

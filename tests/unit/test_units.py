@@ -10,8 +10,8 @@ from chalicelib import errors
 from chalicelib.api import crypto, validation
 from chalicelib.api.queues import apply_patch, metadata_filters
 from chalicelib.config import ConfigError, Limits, Settings
-from chalicelib.storage.catalog import Pool
 from chalicelib.storage.pooling import choose_weighted
+from chalicelib.storage.pools import Pool
 from chalicelib.storage.redis import keys
 from infra.local.gateway import RouteTable
 
