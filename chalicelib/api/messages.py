@@ -119,10 +119,42 @@ def message_post(services: Services, caller: Caller, queue: str, body: Any, *, s
     texts = [json.dumps(item[0], separators=(",", ":")) for item in parsed]
     key = (caller.project, queue)
     store = services.pooling.lookup(project=caller.project, queue=queue)
-    create = store is None
+    create = registered = store is None
     if store is None:
-        store, _ = ensure_queue(services, caller, queue)
+        store, registered = ensure_queue(services, caller, queue)
     encrypt = key in ENCRYPTED_QUEUES
+    try:
+        posted = _post(services, caller, queue, store, texts, parsed, size=size, create=create, encrypt=encrypt)
+    except errors.Unavailable:
+        if registered:  # a lazily created queue must not outlive a failed post
+            services.pooling.unregister(project=caller.project, queue=queue)
+        raise
+    data = {
+        "messages": [
+            {"id": mid, "ttl": ttl, "delay": delay, "body": item}
+            for mid, (item, ttl, delay) in zip(posted.ids, parsed, strict=True)
+        ]
+    }
+    events = [Event("message.posted", caller.project, queue, data)]
+    services.sink.publish(events)
+    return Outcome(posted.ids, events)
+
+
+def _post(
+    services: Services,
+    caller: Caller,
+    queue: str,
+    store: base.MessageStore,
+    texts: list[str],
+    parsed: list[tuple[Any, int | None, int | None]],
+    *,
+    size: int,
+    create: bool,
+    encrypt: bool,
+) -> base.Posted:
+    """One post script call, retried when the pool tells what it needs (at most twice)."""
+    limits = services.settings.limits
+    key = (caller.project, queue)
     for _attempt in range(3):
         bodies = texts
         if encrypt:
@@ -132,11 +164,10 @@ def message_post(services: Services, caller: Caller, queue: str, body: Any, *, s
             bodies = [crypto.encrypt(secret, text) for text in texts]
         new = [base.NewMessage(text, ttl, delay) for text, (_b, ttl, delay) in zip(bodies, parsed, strict=True)]
         try:
-            posted = store.message_post(
+            return store.message_post(
                 project=caller.project, queue=queue, messages=new, client_id=caller.client_id, create=create,
                 encrypted=encrypt, request_size=size, default_ttl=limits.default_message_ttl,
             )
-            break
         except base.QueueMissing:
             # the placement was cached but the queue is gone: register it again
             services.pooling.forget(project=caller.project, queue=queue)
@@ -149,17 +180,7 @@ def message_post(services: Services, caller: Caller, queue: str, body: Any, *, s
             raise errors.InvalidBody(
                 f"Queue {queue} accepts posts of at most {exc.limit} bytes; this one is {size}."
             ) from None
-    else:
-        raise errors.Unavailable("The messages could not be stored.")
-    data = {
-        "messages": [
-            {"id": mid, "ttl": ttl, "delay": delay, "body": item}
-            for mid, (item, ttl, delay) in zip(posted.ids, parsed, strict=True)
-        ]
-    }
-    events = [Event("message.posted", caller.project, queue, data)]
-    services.sink.publish(events)
-    return Outcome(posted.ids, events)
+    raise errors.Unavailable("The messages could not be stored.")
 
 
 def message_list(
