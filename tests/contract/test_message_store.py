@@ -20,12 +20,17 @@ from chalicelib.storage.base import MessageStore, NewMessage, QueueSettings
 Q = "orders"
 
 
-@pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.redis, id="redis")])
-def store(request: pytest.FixtureRequest, redis_url: str) -> Iterator[MessageStore]:
-    if request.param == "redis":
-        from chalicelib.storage.redis.driver import RedisStore
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+        pytest.param("redis-cluster", marks=pytest.mark.redis, id="redis-cluster"),
+    ]
+)
+def store(request: pytest.FixtureRequest) -> Iterator[MessageStore]:
+    from chalicelib.storage.redis.driver import RedisStore
 
-        driver = RedisStore(redis_url)
+    url = request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
+    driver = RedisStore(url)
     yield driver
     driver.close()
 

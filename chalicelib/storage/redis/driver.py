@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.commands.core import Script
@@ -43,12 +44,32 @@ def _translated(what: str) -> Iterator[None]:
     """Backend failures become Unavailable; anything else is a bug and propagates."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+    except (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        redis.BusyLoadingError,
+        redis.exceptions.ClusterError,
+        redis.exceptions.RedisClusterException,
+    ) as exc:
         raise errors.Unavailable(f"The message pool could not {what}.") from exc
     except redis.exceptions.OutOfMemoryError as exc:
         raise errors.Unavailable(f"The message pool is full and could not {what}.") from exc
     except redis.ReadOnlyError as exc:
         raise errors.Unavailable(f"The message pool is read-only and could not {what}.") from exc
+
+
+def _connect(url: str) -> Any:
+    """A client for a pool URI; ``?cluster=true`` selects Redis Cluster (e.g. ElastiCache cluster mode)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    cluster = query.pop("cluster", ["false"])[-1].lower() in {"1", "true", "yes"}
+    clean = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+    options: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5, "socket_connect_timeout": 3}
+    if cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(clean, **options)
+    return redis.Redis.from_url(clean, **options)
 
 
 def _record(message_id: str, raw: str, body: str) -> base.MessageRecord:
@@ -86,14 +107,8 @@ def _settings_argv(settings: base.QueueSettings) -> list[str]:
 class RedisStore(base.MessageStore):
     capabilities = frozenset({"FIFO", "CLAIMS", "AOD", "HIGH_THROUGHPUT"})
 
-    def __init__(self, url: str, *, client: redis.Redis | None = None) -> None:
-        self._client = client or redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=5,
-            socket_connect_timeout=3,
-            retry_on_timeout=False,
-        )
+    def __init__(self, url: str) -> None:
+        self._client = _connect(url)
         self._scripts: dict[str, Script] = {
             name: self._client.register_script(source)
             for name, source in _script_sources().items()
