@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test check unit bench clean
+.PHONY: run test check bench bench-upstream clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,5 +29,15 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+## bench-upstream: the same benchmark, also run against upstream Zaqar 23.0.1 under uWSGI (4 processes)
+UPSTREAM := .venv-upstream
+$(UPSTREAM)/.installed:
+	test -x $(UPSTREAM)/bin/python || $(PYTHON) -m venv $(UPSTREAM)
+	$(UPSTREAM)/bin/python -m pip install --quiet --disable-pip-version-check zaqar==23.0.1 pyuwsgi==2.0.30.post1 redis==8.1.0
+	touch $@
+
+bench-upstream: $(STAMP) $(UPSTREAM)/.installed
+	$(BIN)/python -m bench.run --upstream $(UPSTREAM)
+
 clean:
-	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(UPSTREAM) .local .mypy_cache .ruff_cache .pytest_cache

@@ -31,26 +31,36 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 import redis
 
+from bench.roundtrips import RoundTripProxy
+
 ROOT = Path(__file__).resolve().parents[1]
-DIRECT_COMMANDS = {"hget", "hmget", "hgetall", "hdel", "del", "ping"}
-# commands our driver sends outside scripts; inside scripts they are not round trips
-ROUND_TRIP_COMMANDS = {"evalsha", "eval"}
+
+
+class Server(Protocol):
+    port: int
+    proxy: RoundTripProxy | None
+    keep_alive: bool
+
+    def cpu_seconds(self) -> float: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
 class Result:
+    stack: str
     operation: str
     concurrency: int
     requests: int
     seconds: float
     latencies_ms: list[float]
     cpu_ms: float
-    redis_round_trips: float
+    redis_round_trips: float | None
     redis_commands: float
     errors: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +68,7 @@ class Result:
     def row(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
         return {
+            "stack": self.stack,
             "operation": self.operation,
             "concurrency": self.concurrency,
             "requests": self.requests,
@@ -65,14 +76,21 @@ class Result:
             "p50_ms": round(statistics.median(lat), 3),
             "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3),
             "cpu_ms_per_req": round(self.cpu_ms / self.requests, 3),
-            "redis_round_trips_per_req": round(self.redis_round_trips / self.requests, 2),
+            "redis_round_trips_per_req": (
+                None if self.redis_round_trips is None else round(self.redis_round_trips / self.requests, 2)
+            ),
             "redis_cmds_per_req": round(self.redis_commands / self.requests, 1),
             "errors": self.errors,
         }
 
 
 class Stack:
-    def __init__(self, redis_url: str, workers: int) -> None:
+    keep_alive = True
+
+    def __init__(self, redis_url: str, workers: int, proxy: RoundTripProxy | None = None) -> None:
+        self.proxy = proxy
+        if proxy is not None:
+            redis_url = proxy.url
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
@@ -117,15 +135,25 @@ class Stack:
 
 
 class Client:
-    def __init__(self, port: int, project: str) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    def __init__(self, server: Server, project: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         self.headers = {"Client-ID": str(uuid.uuid4()), "X-Project-ID": project, "Content-Type": "application/json"}
+        if not server.keep_alive:
+            self.headers["Connection"] = "close"
 
     def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
-        self.conn.request(method, path, body=None if body is None else json.dumps(body), headers=self.headers)
-        response = self.conn.getresponse()
+        payload = None if body is None else json.dumps(body)
+        try:
+            self.conn.request(method, path, body=payload, headers=self.headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # the server closed an idle keep-alive connection before this request: open a new one
+            self.conn.close()
+            self.conn.request(method, path, body=payload, headers=self.headers)
+            response = self.conn.getresponse()
         raw = response.read()
-        return response.status, dict(response.getheaders()), json.loads(raw) if raw else None
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, json.loads(raw) if raw else None
 
 
 def command_stats(client: redis.Redis) -> dict[str, int]:
@@ -133,10 +161,11 @@ def command_stats(client: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
 
 
-def run_phase(stack: Stack, rds: redis.Redis, project: str, name: str, concurrency: int, count: int,
+def run_phase(stack: Server, rds: redis.Redis, project: str, name: str, concurrency: int, count: int,
               make_request: Callable[[Client, int], tuple[str, str, Any]], expect: set[int],
               on_reply: Callable[[int, Any, dict[str, str]], None] | None = None) -> Result:
-    clients = [Client(stack.port, project) for _ in range(concurrency)]
+    proxy = stack.proxy
+    clients = [Client(stack, project) for _ in range(concurrency)]
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -162,6 +191,7 @@ def run_phase(stack: Stack, rds: redis.Redis, project: str, name: str, concurren
             latencies.extend(mine)
 
     before_cmds = command_stats(rds)
+    before_trips = proxy.round_trips if proxy is not None else 0
     before_cpu = stack.cpu_seconds()
     started = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(c,)) for c in clients]
@@ -176,13 +206,13 @@ def run_phase(stack: Stack, rds: redis.Redis, project: str, name: str, concurren
         client.conn.close()
     delta = {k: v - before_cmds.get(k, 0) for k, v in after_cmds.items() if v != before_cmds.get(k, 0)}
     delta.pop("info", None)
-    round_trips = sum(v for k, v in delta.items() if k in ROUND_TRIP_COMMANDS)
-    return Result(name, concurrency, count, elapsed, latencies, cpu * 1000, round_trips, sum(delta.values()),
+    round_trips = None if proxy is None else proxy.round_trips - before_trips
+    return Result(type(stack).__name__, name, concurrency, count, elapsed, latencies, cpu * 1000, round_trips, sum(delta.values()),
                   errors[0], {"commands": delta})
 
 
-def seed(stack: Stack, project: str, queue: str, count: int) -> list[str]:
-    client = Client(stack.port, project)
+def seed(stack: Server, project: str, queue: str, count: int) -> list[str]:
+    client = Client(stack, project)
     ids: list[str] = []
     for start in range(0, count, 20):
         n = min(20, count - start)
@@ -194,7 +224,7 @@ def seed(stack: Stack, project: str, queue: str, count: int) -> list[str]:
     return ids
 
 
-def one_round(stack: Stack, rds: redis.Redis, conc: int, count: int) -> list[Result]:
+def one_round(stack: Server, rds: redis.Redis, conc: int, count: int) -> list[Result]:
     """Every operation once at one concurrency, in a fresh project."""
     project = f"bench-{uuid.uuid4().hex[:8]}"
     body = {"event": "bench", "pad": "x" * 64}
@@ -207,14 +237,14 @@ def one_round(stack: Stack, rds: redis.Redis, conc: int, count: int) -> list[Res
     ids = seed(stack, project, "work", count * 10)
     results.append(run_phase(
         stack, rds, project, "list 10", conc, count,
-        lambda c, i: ("GET", f"/v2/queues/work/messages?limit=10&echo=true&marker={(i * 10) % (count * 9)}", None),
+        lambda c, i: ("GET", "/v2/queues/work/messages?limit=10&echo=true", None),
         {200}))
     results.append(run_phase(stack, rds, project, "get", conc, count,
                              lambda c, i: ("GET", f"/v2/queues/work/messages/{ids[i % len(ids)]}", None), {200}))
     claimed: dict[int, tuple[str, list[str]]] = {}
 
     def keep_claim(index: int, reply: Any, headers: dict[str, str]) -> None:
-        claimed[index] = (headers["Location"].rsplit("/", 1)[1], [m["id"] for m in reply["messages"]])
+        claimed[index] = (headers["location"].rsplit("/", 1)[1], [m["id"] for m in reply["messages"]])
 
     results.append(run_phase(stack, rds, project, "claim 10", conc, count,
                              lambda c, i: ("POST", "/v2/queues/work/claims?limit=10", {"ttl": 300, "grace": 60}),
@@ -227,18 +257,18 @@ def one_round(stack: Stack, rds: redis.Redis, conc: int, count: int) -> list[Res
     releases = [cid for cid, _ in claimed.values()]
     results.append(run_phase(stack, rds, project, "release", conc, len(releases),
                              lambda c, i: ("DELETE", f"/v2/queues/work/claims/{releases[i]}", None), {204}))
-    cleanup = Client(stack.port, project)
+    cleanup = Client(stack, project)
     for queue in ("post1", "post10", "work"):
         cleanup("DELETE", f"/v2/queues/{queue}")
     cleanup.conn.close()
     return results
 
 
-def claim_scaling(stack: Stack, rds: redis.Redis, live_claims: int, count: int) -> Result:
+def claim_scaling(stack: Server, rds: redis.Redis, live_claims: int, count: int) -> Result:
     """Claim cost with ``live_claims`` claims holding the oldest messages."""
     project = f"bench-{uuid.uuid4().hex[:8]}"
     seed(stack, project, "scale", (live_claims + count) * 10)
-    client = Client(stack.port, project)
+    client = Client(stack, project)
     for _ in range(live_claims):
         status, _, _ = client("POST", "/v2/queues/scale/claims?limit=10", {"ttl": 600})
         assert status == 201
@@ -249,11 +279,35 @@ def claim_scaling(stack: Stack, rds: redis.Redis, live_claims: int, count: int) 
     return result
 
 
+def measure(start: Callable[[RoundTripProxy | None], Server], redis_url: str, rds: redis.Redis,
+            concurrencies: list[int], count: int) -> list[Result]:
+    """Timed runs on a stack talking to Redis directly, then round trips counted on one behind the proxy."""
+    stack = start(None)
+    try:
+        results = [r for conc in concurrencies for r in one_round(stack, rds, conc, count)]
+        results += [claim_scaling(stack, rds, live, min(count, 200)) for live in (0, 250)]
+    finally:
+        stack.stop()
+    proxy = RoundTripProxy(redis_url)
+    counted = start(proxy)
+    try:
+        one_round(counted, rds, 2, 10)  # warm up: every worker loads its scripts once
+        trips = one_round(counted, rds, 1, 50) + [claim_scaling(counted, rds, live, 20) for live in (0, 250)]
+    finally:
+        counted.stop()
+        proxy.close()
+    per_op = {r.operation: r.redis_round_trips / r.requests for r in trips if r.redis_round_trips is not None}
+    for result in results:
+        result.redis_round_trips = per_op.get(result.operation, 0.0) * result.requests
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_REQUESTS", "1000")))
     parser.add_argument("--concurrency", default=os.environ.get("BENCH_CONCURRENCY", "1,8,32"))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "2")))
+    parser.add_argument("--upstream", type=Path, help="a virtualenv with zaqar==23.0.1 and pyuwsgi to compare with")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
@@ -266,16 +320,21 @@ def main() -> int:
         embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="zaqar-bench-redis-")), persistent=False)
         redis_url = embedded.url
     rds = redis.Redis.from_url(redis_url)
-    stack = Stack(redis_url, args.workers)
+    results: list[Result] = []
     try:
-        results = [r for conc in concurrencies for r in one_round(stack, rds, conc, args.requests)]
-        results += [claim_scaling(stack, rds, live, min(args.requests, 200)) for live in (0, 250)]
+        results += measure(lambda proxy: Stack(redis_url, args.workers, proxy), redis_url, rds, concurrencies,
+                           args.requests)
+        if args.upstream is not None:
+            from bench.upstream import UpstreamStack
+
+            venv = args.upstream
+            results += measure(lambda proxy: UpstreamStack(venv, redis_url, proxy=proxy), redis_url, rds,
+                               concurrencies, args.requests)
     finally:
-        stack.stop()
         if embedded is not None:
             embedded.stop()
     rows = [r.row() for r in results]
-    columns = ["operation", "concurrency", "requests", "req_per_s", "p50_ms", "p99_ms", "cpu_ms_per_req",
+    columns = ["stack", "operation", "concurrency", "requests", "req_per_s", "p50_ms", "p99_ms", "cpu_ms_per_req",
                "redis_round_trips_per_req", "redis_cmds_per_req", "errors"]
     print(f"redis {redis_url}, {args.workers} stack workers, {os.cpu_count()} cores")
     print(" | ".join(columns))

@@ -165,12 +165,12 @@ class Catalog:
     def queue_names(
         self, *, project: str, marker: str | None, limit: int, name: str | None = None
     ) -> list[tuple[str, str]]:
-        """(queue, pool) pairs of a project after ``marker``, sorted by name."""
+        """(queue, pool) pairs of a project after ``marker``, sorted by name; ``name`` matches a part of names."""
         query = sa.select(queues.c.name, queues.c.pool).where(queues.c.project == project)
         if marker:
             query = query.where(queues.c.name > marker)
         if name:
-            query = query.where(queues.c.name == name)
+            query = query.where(queues.c.name.contains(name, autoescape=True))
         query = query.order_by(queues.c.name).limit(limit)
         try:
             with self.engine.connect() as conn:

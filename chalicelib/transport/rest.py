@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from chalice.app import Blueprint, Request, Response
 
@@ -207,7 +208,9 @@ def queue_list() -> Response:
         items.append(entry)
     links = []
     if page.next_marker is not None:
-        query = f"marker={page.next_marker}&limit={limit}" + ("&detailed=true" if detailed else "")
+        options = {"marker": page.next_marker, "limit": str(limit), "detailed": str(detailed).lower(),
+                   "name": params.get("name"), "with_count": str(with_count).lower() if with_count else None}
+        query = urlencode({k: v for k, v in options.items() if v is not None})
         links.append({"rel": "next", "href": f"/v2/queues?{query}"})
     body: dict[str, Any] = {"queues": items, "links": links}
     if page.count:

@@ -122,7 +122,10 @@ def test_list_with_count_and_metadata_filters(api: Api) -> None:
     assert [q["name"] for q in reply["queues"]] == ["a", "c"]
     assert reply["count"] == 3
     assert [q["name"] for q in api.get("/v2/queues?level=1").json["queues"]] == ["a", "b"]
-    assert [q["name"] for q in api.get("/v2/queues?name=b").json["queues"]] == ["b"]
+    api.put("/v2/queues/x_b.1")
+    assert [q["name"] for q in api.get("/v2/queues?name=b").json["queues"]] == ["b", "x_b.1"]
+    assert [q["name"] for q in api.get("/v2/queues?name=_b").json["queues"]] == ["x_b.1"]
+    assert api.get("/v2/queues?name=%25").json["queues"] == []
 
 
 def test_stats_count_messages_and_name_oldest_and_newest(api: Api) -> None:

@@ -72,25 +72,32 @@ def _connect(url: str) -> Any:
     return redis.Redis.from_url(clean, **options)
 
 
-def _record(message_id: str, raw: str, body: str) -> base.MessageRecord:
-    rec = json.loads(raw)
-    return base.MessageRecord(
-        id=message_id,
-        marker=int(rec["k"]),
-        ttl=int(rec["t"]),
-        created_ms=int(rec["cr"]),
-        expires_ms=int(rec["e"]),
-        body=body,
-        encrypted=bool(rec["x"]),
-        claim_id=rec["c"] or None,
-        claim_expires_ms=int(rec["ce"]),
-        claim_count=int(rec["cc"]),
-        delay_until_ms=int(rec["d"]),
-    )
+RECORD_WIDTH = 11  # fields per message in script replies: see emit() in lua/_common.lua
 
 
 def _records(flat: Sequence[Any]) -> list[base.MessageRecord]:
-    return [_record(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+    return [
+        base.MessageRecord(
+            id=flat[i],
+            marker=int(flat[i + 1]),
+            ttl=int(flat[i + 2]),
+            created_ms=int(flat[i + 3]),
+            expires_ms=int(flat[i + 4]),
+            delay_until_ms=int(flat[i + 5]),
+            encrypted=bool(flat[i + 6]),
+            claim_id=flat[i + 7] or None,
+            claim_expires_ms=int(flat[i + 8]),
+            claim_count=int(flat[i + 9]),
+            body=flat[i + 10],
+        )
+        for i in range(0, len(flat), RECORD_WIDTH)
+    ]
+
+
+def _record_from_json(message_id: str, raw: str, body: str) -> base.MessageRecord:
+    rec = json.loads(raw)
+    fields = [message_id, rec["k"], rec["t"], rec["cr"], rec["e"], rec["d"], rec["x"], rec["c"], rec["ce"], rec["cc"]]
+    return _records([*fields, body])[0]
 
 
 def _settings_argv(settings: base.QueueSettings) -> list[str]:
@@ -299,7 +306,7 @@ class RedisStore(base.MessageStore):
             item = json.loads(text)
             letters.append(
                 base.DeadLetter(
-                    record=_record(message_id, item["r"], item["b"]),
+                    record=_record_from_json(message_id, item["r"], item["b"]),
                     target=item["q"],
                     ttl=int(item["t"]) if item["t"] != "" else None,
                 )

@@ -5,7 +5,7 @@
 -- a message already claimed s.maxcc times leaves the queue for the
 -- outbox x, from where the caller hands it to the dead-letter queue.
 -- ARGV: claim id, ttl, grace, limit, scan budget, pop (0|1).
--- Returns {now, n dead, dead id..., id, record, body, ...}.
+-- Returns {now, n dead, dead id..., 11 fields per message (see emit)}.
 housekeep(100)
 local cid = ARGV[1]
 local ttl, grace = tonumber(ARGV[2]), tonumber(ARGV[3])

@@ -1,5 +1,5 @@
 -- Returns a live claim and the messages it still holds.
--- ARGV: claim id. Returns {now, claim JSON, id, record, body, ...} or {now}.
+-- ARGV: claim id. Returns {now, claim JSON, 11 fields per message (see emit)} or {now}.
 local raw = redis.call('HGET', K_C, ARGV[1])
 if not raw then return {NOW} end
 local claim = cjson.decode(raw)

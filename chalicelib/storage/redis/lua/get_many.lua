@@ -1,5 +1,5 @@
 -- Returns the live messages among the given ids, in the order asked.
--- ARGV: ids. Returns {now, id, record, body, ...}.
+-- ARGV: ids. Returns {now, 11 fields per message (see emit)}.
 local out = {NOW}
 for _, id in ipairs(ARGV) do
   local raw = redis.call('HGET', K_R, id)

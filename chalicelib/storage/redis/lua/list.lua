@@ -3,7 +3,7 @@
 -- budget ran out, in which case the next marker lets the client go on).
 -- ARGV: marker (0 = start), limit, client id, echo (0|1),
 --       include_claimed (0|1), include_delayed (0|1), scan budget.
--- Returns {now, next marker or '', id, record, body, ...}.
+-- Returns {now, next marker or '', 11 fields per message (see emit)}.
 housekeep(100)
 local limit = tonumber(ARGV[2])
 local client = ARGV[3]
