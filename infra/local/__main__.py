@@ -28,12 +28,12 @@ def _encryption_key(data_dir: Path) -> str:
 
 def _worker(sock: socket.socket) -> None:
     from app import app
-    from infra.local.gateway import Gateway, make_server
+    from infra.local.gateway import Gateway
+    from infra.local.http import serve
 
-    server = make_server(Gateway(app, app.routes), sock)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever(poll_interval=0.5)
+        serve(Gateway(app, app.routes).handle, sock)
     os._exit(0)
 
 

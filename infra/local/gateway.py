@@ -9,7 +9,8 @@ regex, and answers unknown paths and methods the way Zaqar does (404, or
 
 Like a Lambda container, one process runs one invocation at a time (Chalice
 keeps the current request on the app object); the stack forks several
-worker processes that share the listening socket for concurrency.
+worker processes that share the listening socket for concurrency, each
+serving HTTP with ``infra.local.http``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -85,7 +83,6 @@ class Gateway:
         self._app = app
         self._routes = RouteTable(routes)
         self._stage = stage
-        self._lock = threading.Lock()
 
     def event(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict[str, Any] | dict[str, Any]:
         split = urlsplit(target)
@@ -132,63 +129,8 @@ class Gateway:
         }
 
     def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict[str, Any]:
+        """One invocation; callers run one at a time per process, as a Lambda container does."""
         event = self.event(method, target, headers, body, source_ip)
         if "statusCode" in event:
             return event
-        with self._lock:  # one invocation at a time, as in a Lambda container
-            return self._app(event, LambdaContext())
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    wbufsize = 65536
-    gateway: Gateway
-    server_version = "zaqar-serverless-local"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        result = self.gateway.handle(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
-        status = int(result["statusCode"])
-        payload = result.get("body") or b""
-        if result.get("isBase64Encoded"):
-            payload = base64.b64decode(payload)
-        elif isinstance(payload, str):
-            payload = payload.encode()
-        self.send_response(status)
-        headers = dict(result.get("headers") or {})
-        for name, values in (result.get("multiValueHeaders") or {}).items():
-            for value in values:
-                self.send_header(name, value)
-        no_body = status in (204, 304) or self.command == "HEAD"
-        if status != 204:
-            self.send_header("Content-Length", str(0 if status == 304 else len(payload)))
-        if payload and "Content-Type" not in headers:
-            headers["Content-Type"] = "application/json"
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if not no_body:
-            self.wfile.write(payload)
-        self.wfile.flush()
-
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _serve
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 512
-
-
-def make_server(gateway: Gateway, sock: socket.socket) -> ThreadingHTTPServer:
-    """An HTTP server on an already listening socket (shared by the workers)."""
-    handler = type("Handler", (_Handler,), {"gateway": gateway})
-    server = _Server(sock.getsockname()[:2], handler, bind_and_activate=False)
-    server.socket.close()
-    server.socket = sock
-    return server
+        return self._app(event, LambdaContext())

@@ -1,0 +1,189 @@
+"""Subscription operations, shared by the REST and websocket transports.
+
+Delivery (webhook, email, websocket push) is the notifier's work; these
+operations keep the subscriptions and emit the events it will act on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from chalicelib import errors
+from chalicelib.api import validation
+from chalicelib.api.context import Caller, Outcome, Services
+from chalicelib.api.queues import ensure_queue
+from chalicelib.events.model import Event
+from chalicelib.storage.subscriptions import Subscription
+
+WEBSOCKET_SCHEME = "websocket"
+MAX_SUBSCRIBER_LEN = 1024
+MIN_TTL = 60
+MAX_TTL = 2**31 - 1
+DEFAULT_TTL = 3600
+PATCHABLE = {"subscriber", "ttl", "options"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SubscriptionPage:
+    items: list[Subscription]
+    next_marker: str | None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def websocket_subscriber(connection_id: str) -> str:
+    return f"{WEBSOCKET_SCHEME}:{connection_id}"
+
+
+def check_subscriber(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise errors.InvalidBody("subscriber must be a URI: http://, https:// or mailto:.")
+    if len(value) > MAX_SUBSCRIBER_LEN:
+        raise errors.InvalidBody(f"subscriber may be at most {MAX_SUBSCRIBER_LEN} characters long.")
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if scheme in {"http", "https"} and parts.netloc:
+        return value
+    if scheme == "mailto" and "@" in parts.path:
+        return value
+    if scheme.startswith("trust+"):
+        raise errors.InvalidBody("trust+http(s) subscribers need Keystone trusts, which this service does not offer yet.")
+    raise errors.InvalidBody(f"Unsupported subscriber {value[:80]!r}: use http://, https:// or mailto:.")
+
+
+def _check_ttl(value: Any) -> int:
+    return validation.integer(value, "Subscription ttl", MIN_TTL, MAX_TTL)
+
+
+def _check_options(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise errors.InvalidBody("Subscription options must be a JSON object.")
+    return value
+
+
+def describe(subscription: Subscription) -> dict[str, Any]:
+    """The event payload of a subscription."""
+    return {
+        "id": subscription.id,
+        "subscriber": subscription.subscriber,
+        "ttl": subscription.ttl,
+        "options": subscription.options,
+        "confirmed": subscription.confirmed,
+    }
+
+
+def subscription_create(
+    services: Services, caller: Caller, queue: str, body: Any, *, connection_id: str | None = None
+) -> Outcome[tuple[str, bool]]:
+    """Subscribe; returns the id and whether it is new.
+
+    Without ``subscriber`` over a websocket, the connection itself subscribes.
+    """
+    validation.queue_name(queue, services.settings.limits)
+    body = validation.json_object(body if body is not None else {}, "subscription")
+    if "subscriber" not in body and connection_id is not None:
+        subscriber = websocket_subscriber(connection_id)
+    else:
+        subscriber = check_subscriber(body.get("subscriber"))
+    ttl = _check_ttl(body.get("ttl", DEFAULT_TTL))
+    options = _check_options(body.get("options", {}))
+    require = services.settings.require_confirmation
+    store, registered = ensure_queue(services, caller, queue)
+    if registered:
+        store.queue_create(project=caller.project, queue=queue, metadata={}, settings=validation.queue_settings(
+            {}, services.settings.limits, encryption_available=True))
+    subscription, created = services.subscriptions.create(
+        project=caller.project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
+        confirmed=connection_id is not None and subscriber.startswith(WEBSOCKET_SCHEME + ":"),
+        connection=connection_id if subscriber.startswith(WEBSOCKET_SCHEME + ":") else None, now_ms=_now_ms(),
+    )
+    if created:
+        events = [Event("subscription.created", caller.project, queue, describe(subscription))]
+    elif require and not subscription.confirmed:
+        # asking again while unconfirmed sends the confirmation again
+        events = [Event("subscription.confirmation_requested", caller.project, queue, describe(subscription))]
+    else:
+        raise errors.Conflict(f"Queue {queue} already has a subscription for {subscriber}.")
+    services.sink.publish(events)
+    return Outcome((subscription.id, created), events)
+
+
+def subscription_get(services: Services, caller: Caller, queue: str, sid: str) -> Subscription:
+    validation.queue_name(queue, services.settings.limits)
+    found = services.subscriptions.get(project=caller.project, queue=queue, sid=sid[:64], now_ms=_now_ms())
+    if found is None:
+        raise errors.NotFound(f"Subscription {sid[:64]} does not exist in queue {queue}.")
+    return found
+
+
+def subscription_list(
+    services: Services, caller: Caller, queue: str, *, marker: str | None, limit: int
+) -> SubscriptionPage:
+    validation.queue_name(queue, services.settings.limits)
+    items = services.subscriptions.list(
+        project=caller.project, queue=queue, marker=marker, limit=limit, now_ms=_now_ms()
+    )
+    return SubscriptionPage(items, items[-1].id if items else None)
+
+
+def subscription_update(services: Services, caller: Caller, queue: str, sid: str, body: Any) -> Outcome[None]:
+    validation.queue_name(queue, services.settings.limits)
+    body = validation.json_object(body, "subscription update")
+    unknown = set(body) - PATCHABLE
+    if unknown:
+        raise errors.InvalidBody(f"Subscriptions cannot change {', '.join(sorted(unknown))}: only subscriber, ttl, options.")
+    if not body:
+        raise errors.InvalidBody("Say what to change: subscriber, ttl or options.")
+    changes: dict[str, Any] = {}
+    if "subscriber" in body:
+        changes["subscriber"] = check_subscriber(body["subscriber"])
+    if "ttl" in body:
+        changes["ttl"] = _check_ttl(body["ttl"])
+    if "options" in body:
+        changes["options"] = _check_options(body["options"])
+    updated = services.subscriptions.update(
+        project=caller.project, queue=queue, sid=sid[:64], changes=changes, now_ms=_now_ms()
+    )
+    if updated is None:
+        raise errors.NotFound(f"Subscription {sid[:64]} does not exist in queue {queue}.")
+    events = [Event("subscription.updated", caller.project, queue, describe(updated))]
+    services.sink.publish(events)
+    return Outcome(None, events)
+
+
+def subscription_delete(services: Services, caller: Caller, queue: str, sid: str) -> Outcome[None]:
+    validation.queue_name(queue, services.settings.limits)
+    removed = services.subscriptions.delete(project=caller.project, queue=queue, sid=sid[:64])
+    events = [Event("subscription.deleted", caller.project, queue, describe(s)) for s in removed]
+    services.sink.publish(events)
+    return Outcome(None, events)
+
+
+def subscription_confirm(services: Services, caller: Caller, queue: str, sid: str, body: Any) -> Outcome[None]:
+    validation.queue_name(queue, services.settings.limits)
+    body = validation.json_object(body, "confirmation")
+    confirmed = body.get("confirmed")
+    if not isinstance(confirmed, bool):
+        raise errors.InvalidBody('The confirmation must be {"confirmed": true} or {"confirmed": false}.')
+    updated = services.subscriptions.confirm(
+        project=caller.project, queue=queue, sid=sid[:64], confirmed=confirmed, now_ms=_now_ms()
+    )
+    if updated is None:
+        raise errors.NotFound(f"Subscription {sid[:64]} does not exist in queue {queue}.")
+    kind = "subscription.confirmed" if confirmed else "subscription.unconfirmed"
+    events = [Event(kind, caller.project, queue, describe(updated))]
+    services.sink.publish(events)
+    return Outcome(None, events)
+
+
+def subscriptions_of_connection_delete(services: Services, connection_id: str) -> Outcome[None]:
+    """Remove what a websocket connection subscribed, when it goes away."""
+    removed = services.subscriptions.delete_for_connection(connection_id)
+    events = [Event("subscription.deleted", s.project, s.queue, describe(s)) for s in removed]
+    services.sink.publish(events)
+    return Outcome(None, events)

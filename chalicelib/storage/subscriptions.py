@@ -1,0 +1,211 @@
+"""Subscriptions, kept in the SQL catalog.
+
+They are control-plane data: few, written rarely, read by the delivery
+Lambda off the request path. Keeping them in the catalog (not in a pool)
+means they survive the deletion of their queue, as upstream's do, and a
+websocket disconnect can remove its subscriptions with one statement.
+
+Ids start with the creation time in hex, so listing by id lists oldest
+first and markers stay stable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from chalicelib import errors
+from chalicelib.storage.catalog import Catalog, metadata
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project", sa.String(256), nullable=False),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("subscriber", sa.String(1024), nullable=False),
+    sa.Column("ttl", sa.Integer, nullable=False),
+    sa.Column("options", sa.Text, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("expires", sa.BigInteger, nullable=False),
+    sa.Column("confirmed", sa.Boolean, nullable=False),
+    sa.Column("connection", sa.String(128), nullable=True),
+    sa.UniqueConstraint("project", "queue", "subscriber", name="uq_subscriptions_subscriber"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscription:
+    id: str
+    project: str
+    queue: str
+    subscriber: str
+    ttl: int
+    options: dict[str, Any]
+    created_ms: int
+    expires_ms: int
+    confirmed: bool
+    connection: str | None
+
+
+def new_id(now_ms: int) -> str:
+    return f"{now_ms:012x}{secrets.token_hex(10)}"
+
+
+def _row(row: Any) -> Subscription:
+    return Subscription(
+        id=row.id,
+        project=row.project,
+        queue=row.queue,
+        subscriber=row.subscriber,
+        ttl=row.ttl,
+        options=json.loads(row.options),
+        created_ms=row.created,
+        expires_ms=row.expires,
+        confirmed=bool(row.confirmed),
+        connection=row.connection,
+    )
+
+
+def _unavailable(exc: Exception) -> errors.Unavailable:
+    return errors.Unavailable("The subscription catalog could not be reached.")
+
+
+class SubscriptionStore:
+    def __init__(self, catalog: Catalog) -> None:
+        self._engine = catalog.engine
+
+    def _one(self, query: Any) -> Subscription | None:
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(query).first()
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return None if row is None else _row(row)
+
+    def _scope(self, project: str, queue: str) -> Any:
+        return sa.and_(subscriptions.c.project == project, subscriptions.c.queue == queue)
+
+    def create(
+        self,
+        *,
+        project: str,
+        queue: str,
+        subscriber: str,
+        ttl: int,
+        options: dict[str, Any],
+        confirmed: bool,
+        connection: str | None,
+        now_ms: int,
+    ) -> tuple[Subscription, bool]:
+        """Create, or return the live subscription of the same subscriber (and False)."""
+        same = sa.and_(self._scope(project, queue), subscriptions.c.subscriber == subscriber)
+        values = {
+            "id": new_id(now_ms), "project": project, "queue": queue, "subscriber": subscriber, "ttl": ttl,
+            "options": json.dumps(options), "created": now_ms, "expires": now_ms + ttl * 1000,
+            "confirmed": confirmed, "connection": connection,
+        }
+        try:
+            with self._engine.begin() as conn:
+                # an expired subscription of the same subscriber no longer counts
+                conn.execute(subscriptions.delete().where(same, subscriptions.c.expires <= now_ms))
+                conn.execute(subscriptions.insert().values(**values))
+        except sa_exc.IntegrityError:
+            existing = self._one(sa.select(subscriptions).where(same))
+            if existing is None:
+                raise errors.Unavailable("The subscription could not be stored.") from None
+            return existing, False
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        created = Subscription(
+            id=values["id"], project=project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
+            created_ms=now_ms, expires_ms=values["expires"], confirmed=confirmed, connection=connection,
+        )
+        return created, True
+
+    def get(self, *, project: str, queue: str, sid: str, now_ms: int) -> Subscription | None:
+        return self._one(
+            sa.select(subscriptions).where(
+                self._scope(project, queue), subscriptions.c.id == sid, subscriptions.c.expires > now_ms
+            )
+        )
+
+    def list(self, *, project: str, queue: str, marker: str | None, limit: int, now_ms: int) -> list[Subscription]:
+        query = sa.select(subscriptions).where(self._scope(project, queue), subscriptions.c.expires > now_ms)
+        if marker:
+            query = query.where(subscriptions.c.id > marker)
+        query = query.order_by(subscriptions.c.id).limit(limit)
+        try:
+            with self._engine.connect() as conn:
+                return [_row(row) for row in conn.execute(query)]
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+    def update(
+        self, *, project: str, queue: str, sid: str, changes: dict[str, Any], now_ms: int
+    ) -> Subscription | None:
+        """Apply changes (subscriber, ttl, options) to a live subscription; None when there is none."""
+        values: dict[str, Any] = {}
+        if "subscriber" in changes:
+            values["subscriber"] = changes["subscriber"]
+        if "ttl" in changes:
+            values["ttl"] = changes["ttl"]
+            values["expires"] = now_ms + changes["ttl"] * 1000
+        if "options" in changes:
+            values["options"] = json.dumps(changes["options"])
+        where = sa.and_(self._scope(project, queue), subscriptions.c.id == sid, subscriptions.c.expires > now_ms)
+        try:
+            with self._engine.begin() as conn:
+                if values and conn.execute(subscriptions.update().where(where).values(**values)).rowcount == 0:
+                    return None
+        except sa_exc.IntegrityError:
+            raise errors.Conflict(f"Queue {queue} already has a subscription for {changes.get('subscriber')}.") from None
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return self.get(project=project, queue=queue, sid=sid, now_ms=now_ms)
+
+    def confirm(self, *, project: str, queue: str, sid: str, confirmed: bool, now_ms: int) -> Subscription | None:
+        where = sa.and_(self._scope(project, queue), subscriptions.c.id == sid, subscriptions.c.expires > now_ms)
+        try:
+            with self._engine.begin() as conn:
+                if conn.execute(subscriptions.update().where(where).values(confirmed=confirmed)).rowcount == 0:
+                    return None
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return self.get(project=project, queue=queue, sid=sid, now_ms=now_ms)
+
+    def _delete(self, where: Any) -> list[Subscription]:
+        try:
+            with self._engine.begin() as conn:
+                rows = [_row(row) for row in conn.execute(sa.select(subscriptions).where(where))]
+                if rows:
+                    conn.execute(subscriptions.delete().where(subscriptions.c.id.in_([r.id for r in rows])))
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return rows
+
+    def delete(self, *, project: str, queue: str, sid: str) -> list[Subscription]:
+        return self._delete(sa.and_(self._scope(project, queue), subscriptions.c.id == sid))
+
+    def delete_for_queue(self, *, project: str, queue: str) -> list[Subscription]:
+        return self._delete(self._scope(project, queue))
+
+    def delete_for_connection(self, connection: str) -> list[Subscription]:
+        return self._delete(subscriptions.c.connection == connection)
+
+    def delete_expired(self, *, now_ms: int) -> list[Subscription]:
+        return self._delete(subscriptions.c.expires <= now_ms)
+
+    def live_for_queue(self, *, project: str, queue: str, now_ms: int) -> Sequence[Subscription]:
+        query = sa.select(subscriptions).where(self._scope(project, queue), subscriptions.c.expires > now_ms)
+        try:
+            with self._engine.connect() as conn:
+                return [_row(row) for row in conn.execute(query.order_by(subscriptions.c.id))]
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
