@@ -66,6 +66,8 @@ class Limits:
     max_queues_per_page: int = 20
     default_queues_per_page: int = 10
     max_queue_metadata: int = 65536
+    max_subscriptions_per_page: int = 20
+    default_subscriptions_per_page: int = 10
     max_project_id: int = 256
     max_queue_name: int = 64
 
@@ -80,6 +82,7 @@ class Settings:
     catalog_auto_migrate: bool = True
     catalog_cache_ttl: float = 10.0
     client_id_uuid_strict: bool = True
+    require_confirmation: bool = False
     message_encryption_key: str | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
 
@@ -116,6 +119,7 @@ class Settings:
             catalog_auto_migrate=_bool(env, "CATALOG_AUTO_MIGRATE", True),
             catalog_cache_ttl=float(_int(env, "CATALOG_CACHE_TTL", 10)),
             client_id_uuid_strict=uuid_mode == "strict",
+            require_confirmation=_bool(env, "REQUIRE_CONFIRMATION", False),
             message_encryption_key=env.get("MESSAGE_ENCRYPTION_KEY") or None,
             limits=limits,
         )

@@ -19,6 +19,7 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
 
     from chalicelib.storage.catalog import DEFAULT_POOL, Catalog
     from chalicelib.storage.pooling import Pooling
+    from chalicelib.storage.subscriptions import SubscriptionStore
 
     try:
         catalog = Catalog(settings.catalog_url)
@@ -32,7 +33,9 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
         catalog.close()
         raise errors.Unavailable("The catalog database could not be prepared.") from exc
     pooling = Pooling(catalog, cache_ttl=settings.catalog_cache_ttl)
-    return Services(settings=settings, pooling=pooling, sink=sink or NullSink())
+    return Services(
+        settings=settings, pooling=pooling, subscriptions=SubscriptionStore(catalog), sink=sink or NullSink()
+    )
 
 
 def services() -> Services:

@@ -11,6 +11,7 @@ from chalicelib.events.model import Event, EventSink
 
 if TYPE_CHECKING:
     from chalicelib.storage.pooling import Pooling
+    from chalicelib.storage.subscriptions import SubscriptionStore
 
 T = TypeVar("T")
 
@@ -19,6 +20,7 @@ T = TypeVar("T")
 class Services:
     settings: Settings
     pooling: Pooling
+    subscriptions: SubscriptionStore
     sink: EventSink
 
 

@@ -23,7 +23,8 @@ def run(services: Services, *, deadline_s: float = 50.0, clock: Callable[[], flo
     """Walk every registered queue until done or ``deadline_s`` passed; returns counts."""
     stop_at = clock() + deadline_s
     catalog = services.pooling.catalog
-    counts = {"queues": 0, "reclaimed": 0, "dead_letters": 0, "unavailable": 0}
+    counts = {"queues": 0, "reclaimed": 0, "dead_letters": 0, "unavailable": 0, "subscriptions_expired": 0}
+    counts["subscriptions_expired"] = len(services.subscriptions.delete_expired(now_ms=int(time.time() * 1000)))
     after: tuple[str, str] | None = None
     while clock() < stop_at:
         rows = catalog.all_queues(after=after, limit=PAGE)

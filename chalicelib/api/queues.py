@@ -130,6 +130,8 @@ def queue_purge(services: Services, caller: Caller, name: str, body: Any) -> Out
         raise errors.QueueNotFound(project=caller.project, queue=name)
     if "messages" in kinds:
         store.queue_purge(project=caller.project, queue=name)
+    if "subscriptions" in kinds:
+        services.subscriptions.delete_for_queue(project=caller.project, queue=name)
     events = [Event("queue.purged", caller.project, name, {"resource_types": sorted(kinds)})]
     services.sink.publish(events)
     return Outcome(None, events)

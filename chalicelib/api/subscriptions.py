@@ -16,7 +16,7 @@ from chalicelib.api import validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import ensure_queue
 from chalicelib.events.model import Event
-from chalicelib.storage.subscriptions import Subscription
+from chalicelib.storage.base import QueueSettings, Subscription
 
 WEBSOCKET_SCHEME = "websocket"
 MAX_SUBSCRIBER_LEN = 1024
@@ -94,9 +94,8 @@ def subscription_create(
     options = _check_options(body.get("options", {}))
     require = services.settings.require_confirmation
     store, registered = ensure_queue(services, caller, queue)
-    if registered:
-        store.queue_create(project=caller.project, queue=queue, metadata={}, settings=validation.queue_settings(
-            {}, services.settings.limits, encryption_available=True))
+    if registered:  # lazily created, as upstream does
+        store.queue_create(project=caller.project, queue=queue, metadata={}, settings=QueueSettings())
     subscription, created = services.subscriptions.create(
         project=caller.project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
         confirmed=connection_id is not None and subscriber.startswith(WEBSOCKET_SCHEME + ":"),
@@ -125,7 +124,7 @@ def subscription_list(
     services: Services, caller: Caller, queue: str, *, marker: str | None, limit: int
 ) -> SubscriptionPage:
     validation.queue_name(queue, services.settings.limits)
-    items = services.subscriptions.list(
+    items = services.subscriptions.page(
         project=caller.project, queue=queue, marker=marker, limit=limit, now_ms=_now_ms()
     )
     return SubscriptionPage(items, items[-1].id if items else None)

@@ -113,6 +113,21 @@ class Stats:
     now_ms: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Subscription:
+    id: str
+    project: str
+    queue: str
+    subscriber: str
+    ttl: int
+    options: dict[str, Any]
+    created_ms: int
+    expires_ms: int
+    confirmed: bool
+    connection: str | None
+    """The websocket connection that subscribed itself, if any."""
+
+
 class QueueMissing(Exception):
     """The pool has no such queue and the caller did not ask to create it."""
 

@@ -11,7 +11,6 @@ first and markers stay stable.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import secrets
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from chalicelib import errors
+from chalicelib.storage.base import Subscription
 from chalicelib.storage.catalog import Catalog, metadata
 
 subscriptions = sa.Table(
@@ -38,20 +38,6 @@ subscriptions = sa.Table(
     sa.Column("connection", sa.String(128), nullable=True),
     sa.UniqueConstraint("project", "queue", "subscriber", name="uq_subscriptions_subscriber"),
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Subscription:
-    id: str
-    project: str
-    queue: str
-    subscriber: str
-    ttl: int
-    options: dict[str, Any]
-    created_ms: int
-    expires_ms: int
-    confirmed: bool
-    connection: str | None
 
 
 def new_id(now_ms: int) -> str:
@@ -106,9 +92,10 @@ class SubscriptionStore:
     ) -> tuple[Subscription, bool]:
         """Create, or return the live subscription of the same subscriber (and False)."""
         same = sa.and_(self._scope(project, queue), subscriptions.c.subscriber == subscriber)
+        sid, expires = new_id(now_ms), now_ms + ttl * 1000
         values = {
-            "id": new_id(now_ms), "project": project, "queue": queue, "subscriber": subscriber, "ttl": ttl,
-            "options": json.dumps(options), "created": now_ms, "expires": now_ms + ttl * 1000,
+            "id": sid, "project": project, "queue": queue, "subscriber": subscriber, "ttl": ttl,
+            "options": json.dumps(options), "created": now_ms, "expires": expires,
             "confirmed": confirmed, "connection": connection,
         }
         try:
@@ -124,8 +111,8 @@ class SubscriptionStore:
         except sa_exc.SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
         created = Subscription(
-            id=values["id"], project=project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
-            created_ms=now_ms, expires_ms=values["expires"], confirmed=confirmed, connection=connection,
+            id=sid, project=project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
+            created_ms=now_ms, expires_ms=expires, confirmed=confirmed, connection=connection,
         )
         return created, True
 
@@ -136,7 +123,7 @@ class SubscriptionStore:
             )
         )
 
-    def list(self, *, project: str, queue: str, marker: str | None, limit: int, now_ms: int) -> list[Subscription]:
+    def page(self, *, project: str, queue: str, marker: str | None, limit: int, now_ms: int) -> list[Subscription]:
         query = sa.select(subscriptions).where(self._scope(project, queue), subscriptions.c.expires > now_ms)
         if marker:
             query = query.where(subscriptions.c.id > marker)

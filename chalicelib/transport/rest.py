@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,9 +20,10 @@ from urllib.parse import urlencode
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import errors, runtime
-from chalicelib.api import claims, health, messages, queues, validation
+from chalicelib.api import claims, health, messages, queues, subscriptions, validation
 from chalicelib.api.context import Caller, Services
 from chalicelib.api.messages import Message
+from chalicelib.storage.base import Subscription
 from chalicelib.transport import auth, home
 
 log = logging.getLogger(__name__)
@@ -418,3 +420,85 @@ def claim_delete(queue_name: str, claim_id: str) -> Response:
     services = _services()
     claims.claim_delete(services, _caller(services), queue_name, claim_id)
     return _empty()
+
+
+# -- subscriptions -----------------------------------------------------------------
+
+
+def render_subscription(subscription: Subscription) -> dict[str, Any]:
+    return {
+        "id": subscription.id,
+        "source": subscription.queue,
+        "subscriber": subscription.subscriber,
+        "ttl": subscription.ttl,
+        "age": max(0, int(time.time() * 1000 - subscription.created_ms) // 1000),
+        "options": subscription.options,
+        "confirmed": subscription.confirmed,
+    }
+
+
+def _subscriptions_path(queue: str) -> str:
+    return f"{_queue_path(queue)}/subscriptions"
+
+
+@bp.route("/v2/queues/{queue_name}/subscriptions", methods=["POST"], content_types=ANY)
+@_zaqar
+def subscription_create(queue_name: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    body, _size = _body()
+    sid, _created = subscriptions.subscription_create(services, caller, queue_name, body).value
+    return _json({"subscription_id": sid}, status=201, headers={"Location": _subscriptions_path(queue_name)})
+
+
+@bp.route("/v2/queues/{queue_name}/subscriptions", methods=["GET"], content_types=ANY)
+@_zaqar
+def subscription_list(queue_name: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    limits = services.settings.limits
+    limit = validation.query_int(
+        _param("limit"), "limit", limits.default_subscriptions_per_page, 1, limits.max_subscriptions_per_page
+    )
+    page = subscriptions.subscription_list(services, caller, queue_name, marker=_param("marker"), limit=limit)
+    links = []
+    if page.next_marker is not None:
+        query = urlencode({"marker": page.next_marker, "limit": limit})
+        links.append({"rel": "next", "href": f"{_subscriptions_path(queue_name)}?{query}"})
+    return _json({"subscriptions": [render_subscription(s) for s in page.items], "links": links})
+
+
+@bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["GET"], content_types=ANY)
+@_zaqar
+def subscription_get(queue_name: str, subscription_id: str) -> Response:
+    services = _services()
+    found = subscriptions.subscription_get(services, _caller(services), queue_name, subscription_id)
+    return _json(render_subscription(found))
+
+
+@bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["PATCH"], content_types=ANY)
+@_zaqar
+def subscription_update(queue_name: str, subscription_id: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    body, _size = _body()
+    subscriptions.subscription_update(services, caller, queue_name, subscription_id, body)
+    return _empty(headers={"Location": f"{_subscriptions_path(queue_name)}/{subscription_id}"})
+
+
+@bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["DELETE"], content_types=ANY)
+@_zaqar
+def subscription_delete(queue_name: str, subscription_id: str) -> Response:
+    services = _services()
+    subscriptions.subscription_delete(services, _caller(services), queue_name, subscription_id)
+    return _empty()
+
+
+@bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm", methods=["PUT"], content_types=ANY)
+@_zaqar
+def subscription_confirm(queue_name: str, subscription_id: str) -> Response:
+    services = _services()
+    caller = _caller(services)
+    body, _size = _body()
+    subscriptions.subscription_confirm(services, caller, queue_name, subscription_id, body)
+    return _empty(headers={"Location": f"{_subscriptions_path(queue_name)}/{subscription_id}/confirm"})

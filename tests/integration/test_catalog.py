@@ -3,26 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from chalicelib.storage.catalog import Catalog
 from chalicelib.storage.pooling import Pooling
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    built = Catalog(url)
-    built.migrate()
-    built.ensure_pool("default", "redis://127.0.0.1:6379/13")
-    yield built
-    built.close()
 
 
 def test_migrations_are_idempotent(catalog: Catalog) -> None:
