@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 VERSIONS: dict[str, Any] = {
@@ -51,7 +50,3 @@ def document(*, admin: bool) -> dict[str, Any]:
     if admin:
         resources[rel + "health"] = _resource("/v2/health", {}, ["GET"])
     return {"resources": resources}
-
-
-def iso8601(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))

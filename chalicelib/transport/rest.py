@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +21,7 @@ from chalice.app import Blueprint, Request, Response
 from chalicelib import errors, runtime
 from chalicelib.api import claims, health, messages, queues, subscriptions, validation
 from chalicelib.api.context import Caller, Services
-from chalicelib.api.messages import Message
-from chalicelib.storage.base import Subscription
-from chalicelib.transport import auth, home
+from chalicelib.transport import auth, home, render
 
 log = logging.getLogger(__name__)
 bp = Blueprint(__name__)
@@ -130,18 +127,6 @@ def _empty(status: int = 204, headers: dict[str, str] | None = None) -> Response
     return Response("", headers=merged, status_code=status)
 
 
-def _queue_path(queue: str) -> str:
-    return f"/v2/queues/{queue}"
-
-
-def render_message(queue: str, message: Message, *, claim_id: str | None = None) -> dict[str, Any]:
-    href = f"{_queue_path(queue)}/messages/{message.id}"
-    claim = claim_id or message.claim_id
-    if claim:
-        href += f"?claim_id={claim}"
-    return {"id": message.id, "href": href, "ttl": message.ttl, "age": message.age, "body": message.body}
-
-
 # -- versions, home, ping, health ---------------------------------------------
 
 
@@ -204,7 +189,7 @@ def queue_list() -> Response:
     )
     items = []
     for item in page.items:
-        entry: dict[str, Any] = {"name": item.name, "href": _queue_path(item.name)}
+        entry: dict[str, Any] = {"name": item.name, "href": render.queue_path(item.name)}
         if detailed:
             entry["metadata"] = item.metadata
         items.append(entry)
@@ -227,7 +212,7 @@ def queue_create(queue_name: str) -> Response:
     caller = _caller(services)
     metadata, size = _body(optional=True)
     outcome = queues.queue_create(services, caller, queue_name, metadata, size=size)
-    return _empty(201 if outcome.value else 204, {"Location": _queue_path(queue_name)})
+    return _empty(201 if outcome.value else 204, {"Location": render.queue_path(queue_name)})
 
 
 @bp.route("/v2/queues/{queue_name}", methods=["GET"], content_types=ANY)
@@ -260,18 +245,7 @@ def queue_delete(queue_name: str) -> Response:
 @_zaqar
 def queue_stats(queue_name: str) -> Response:
     services = _services()
-    stats = queues.queue_stats(services, _caller(services), queue_name)
-    if stats is None:
-        return _json({"messages": {"claimed": 0, "free": 0, "total": 0}})
-    counts: dict[str, Any] = {"claimed": stats.claimed, "free": max(0, stats.total - stats.claimed), "total": stats.total}
-    for label, record in (("oldest", stats.oldest), ("newest", stats.newest)):
-        if record is not None:
-            counts[label] = {
-                "href": f"{_queue_path(queue_name)}/messages/{record.id}",
-                "age": max(0, (stats.now_ms - record.created_ms) // 1000),
-                "created": home.iso8601(record.created_ms),
-            }
-    return _json({"messages": counts})
+    return _json(render.stats(queue_name, queues.queue_stats(services, _caller(services), queue_name)))
 
 
 @bp.route("/v2/queues/{queue_name}/purge", methods=["POST"], content_types=ANY)
@@ -294,7 +268,7 @@ def message_post(queue_name: str) -> Response:
     caller = _caller(services)
     body, size = _body()
     ids = messages.message_post(services, caller, queue_name, body, size=size).value
-    base = f"{_queue_path(queue_name)}/messages"
+    base = f"{render.queue_path(queue_name)}/messages"
     return _json(
         {"resources": [f"{base}/{mid}" for mid in ids]}, status=201, headers={"Location": f"{base}?ids={','.join(ids)}"}
     )
@@ -310,7 +284,7 @@ def message_list(queue_name: str) -> Response:
     if "ids" in params:
         ids = validation.query_ids(params["ids"], "ids", limits.max_messages_per_page)
         found = messages.message_get_many(services, caller, queue_name, ids)
-        return _json({"messages": [render_message(queue_name, m) for m in found]})
+        return _json({"messages": [render.message(queue_name, m) for m in found]})
     limit = validation.query_int(params.get("limit"), "limit", limits.default_messages_per_page, 1, limits.max_messages_per_page)
     echo = validation.query_bool(params.get("echo"), "echo", False)
     include_claimed = validation.query_bool(params.get("include_claimed"), "include_claimed", False)
@@ -326,8 +300,8 @@ def message_list(queue_name: str) -> Response:
             query += "&include_claimed=true"
         if include_delayed:
             query += "&include_delayed=true"
-        links.append({"rel": "next", "href": f"{_queue_path(queue_name)}/messages?{query}"})
-    return _json({"messages": [render_message(queue_name, m) for m in page.items], "links": links})
+        links.append({"rel": "next", "href": f"{render.queue_path(queue_name)}/messages?{query}"})
+    return _json({"messages": [render.message(queue_name, m) for m in page.items], "links": links})
 
 
 @bp.route("/v2/queues/{queue_name}/messages", methods=["DELETE"], content_types=ANY)
@@ -342,10 +316,7 @@ def message_delete_many(queue_name: str) -> Response:
     if pop_raw is not None:
         count = validation.query_int(pop_raw, "pop", 1, 1, limits.max_messages_per_claim_or_pop)
         popped = messages.message_pop(services, caller, queue_name, count).value
-        return _json({"messages": [
-            {"id": m.id, "body": m.body, "ttl": m.ttl, "age": m.age, "claim_id": None, "claim_count": m.claim_count}
-            for m in popped
-        ]})
+        return _json({"messages": [render.popped(m) for m in popped]})
     assert ids_raw is not None
     ids = validation.query_ids(ids_raw, "ids", limits.max_messages_per_page)
     messages.message_delete_many(services, caller, queue_name, ids)
@@ -357,7 +328,7 @@ def message_delete_many(queue_name: str) -> Response:
 def message_get(queue_name: str, message_id: str) -> Response:
     services = _services()
     message = messages.message_get(services, _caller(services), queue_name, message_id)
-    return _json(render_message(queue_name, message))
+    return _json(render.message(queue_name, message))
 
 
 @bp.route("/v2/queues/{queue_name}/messages/{message_id}", methods=["DELETE"], content_types=ANY)
@@ -385,9 +356,9 @@ def claim_create(queue_name: str) -> Response:
     claim = claims.claim_create(services, caller, queue_name, body, limit=limit).value
     if claim is None:
         return _empty()
-    rendered = [render_message(queue_name, m, claim_id=claim.id) for m in claim.messages]
+    rendered = [render.message(queue_name, m, claim_id=claim.id) for m in claim.messages]
     return _json(
-        {"messages": rendered}, status=201, headers={"Location": f"{_queue_path(queue_name)}/claims/{claim.id}"}
+        {"messages": rendered}, status=201, headers={"Location": f"{render.queue_path(queue_name)}/claims/{claim.id}"}
     )
 
 
@@ -399,8 +370,8 @@ def claim_get(queue_name: str, claim_id: str) -> Response:
     return _json({
         "age": claim.age,
         "ttl": claim.ttl,
-        "href": f"{_queue_path(queue_name)}/claims/{claim.id}",
-        "messages": [render_message(queue_name, m, claim_id=claim.id) for m in claim.messages],
+        "href": f"{render.queue_path(queue_name)}/claims/{claim.id}",
+        "messages": [render.message(queue_name, m, claim_id=claim.id) for m in claim.messages],
     })
 
 
@@ -425,20 +396,8 @@ def claim_delete(queue_name: str, claim_id: str) -> Response:
 # -- subscriptions -----------------------------------------------------------------
 
 
-def render_subscription(subscription: Subscription) -> dict[str, Any]:
-    return {
-        "id": subscription.id,
-        "source": subscription.queue,
-        "subscriber": subscription.subscriber,
-        "ttl": subscription.ttl,
-        "age": max(0, int(time.time() * 1000 - subscription.created_ms) // 1000),
-        "options": subscription.options,
-        "confirmed": subscription.confirmed,
-    }
-
-
 def _subscriptions_path(queue: str) -> str:
-    return f"{_queue_path(queue)}/subscriptions"
+    return f"{render.queue_path(queue)}/subscriptions"
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions", methods=["POST"], content_types=ANY)
@@ -465,7 +424,7 @@ def subscription_list(queue_name: str) -> Response:
     if page.next_marker is not None:
         query = urlencode({"marker": page.next_marker, "limit": limit})
         links.append({"rel": "next", "href": f"{_subscriptions_path(queue_name)}?{query}"})
-    return _json({"subscriptions": [render_subscription(s) for s in page.items], "links": links})
+    return _json({"subscriptions": [render.subscription(s) for s in page.items], "links": links})
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["GET"], content_types=ANY)
@@ -473,7 +432,7 @@ def subscription_list(queue_name: str) -> Response:
 def subscription_get(queue_name: str, subscription_id: str) -> Response:
     services = _services()
     found = subscriptions.subscription_get(services, _caller(services), queue_name, subscription_id)
-    return _json(render_subscription(found))
+    return _json(render.subscription(found))
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["PATCH"], content_types=ANY)

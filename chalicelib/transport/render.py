@@ -1,0 +1,62 @@
+"""How results look on the wire, shared by the REST and websocket transports."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalicelib.api.messages import Message
+from chalicelib.storage.base import Stats, Subscription
+
+
+def queue_path(queue: str) -> str:
+    return f"/v2/queues/{queue}"
+
+
+def iso8601(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def message(queue: str, item: Message, *, claim_id: str | None = None) -> dict[str, Any]:
+    """A message as REST shows it: the href carries the claim that holds it."""
+    href = f"{queue_path(queue)}/messages/{item.id}"
+    claim = claim_id or item.claim_id
+    if claim:
+        href += f"?claim_id={claim}"
+    return {"id": item.id, "href": href, "ttl": item.ttl, "age": item.age, "body": item.body}
+
+
+def ws_message(item: Message, *, claim_id: str | None = None) -> dict[str, Any]:
+    """A message as the websocket API shows it."""
+    return {"id": item.id, "claim_id": claim_id or item.claim_id, "ttl": item.ttl, "age": item.age, "body": item.body}
+
+
+def popped(item: Message) -> dict[str, Any]:
+    return {"id": item.id, "body": item.body, "ttl": item.ttl, "age": item.age, "claim_id": None,
+            "claim_count": item.claim_count}
+
+
+def stats(queue: str, found: Stats | None) -> dict[str, Any]:
+    if found is None:
+        return {"messages": {"claimed": 0, "free": 0, "total": 0}}
+    counts: dict[str, Any] = {"claimed": found.claimed, "free": max(0, found.total - found.claimed), "total": found.total}
+    for label, record in (("oldest", found.oldest), ("newest", found.newest)):
+        if record is not None:
+            counts[label] = {
+                "href": f"{queue_path(queue)}/messages/{record.id}",
+                "age": max(0, (found.now_ms - record.created_ms) // 1000),
+                "created": iso8601(record.created_ms),
+            }
+    return {"messages": counts}
+
+
+def subscription(item: Subscription) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "source": item.queue,
+        "subscriber": item.subscriber,
+        "ttl": item.ttl,
+        "age": max(0, int(time.time() * 1000 - item.created_ms) // 1000),
+        "options": item.options,
+        "confirmed": item.confirmed,
+    }
