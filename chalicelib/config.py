@@ -84,6 +84,7 @@ class Settings:
     client_id_uuid_strict: bool = True
     require_confirmation: bool = False
     message_encryption_key: str | None = None
+    connections_url: str | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
 
     @classmethod
@@ -121,6 +122,7 @@ class Settings:
             client_id_uuid_strict=uuid_mode == "strict",
             require_confirmation=_bool(env, "REQUIRE_CONFIRMATION", False),
             message_encryption_key=env.get("MESSAGE_ENCRYPTION_KEY") or None,
+            connections_url=env.get("CONNECTIONS_URL") or None,
             limits=limits,
         )
 

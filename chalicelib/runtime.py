@@ -18,6 +18,7 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
     from sqlalchemy import exc as sa_exc
 
     from chalicelib.storage.catalog import DEFAULT_POOL, Catalog
+    from chalicelib.storage.connections import ConnectionStore
     from chalicelib.storage.pooling import Pooling
     from chalicelib.storage.subscriptions import SubscriptionStore
 
@@ -34,7 +35,11 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
         raise errors.Unavailable("The catalog database could not be prepared.") from exc
     pooling = Pooling(catalog, cache_ttl=settings.catalog_cache_ttl)
     return Services(
-        settings=settings, pooling=pooling, subscriptions=SubscriptionStore(catalog), sink=sink or NullSink()
+        settings=settings,
+        pooling=pooling,
+        subscriptions=SubscriptionStore(catalog),
+        connections=ConnectionStore(settings.connections_url or settings.pool_url),
+        sink=sink or NullSink(),
     )
 
 

@@ -10,6 +10,7 @@ from chalicelib.config import Settings
 from chalicelib.events.model import Event, EventSink
 
 if TYPE_CHECKING:
+    from chalicelib.storage.connections import ConnectionStore
     from chalicelib.storage.pooling import Pooling
     from chalicelib.storage.subscriptions import SubscriptionStore
 
@@ -21,6 +22,7 @@ class Services:
     settings: Settings
     pooling: Pooling
     subscriptions: SubscriptionStore
+    connections: ConnectionStore
     sink: EventSink
 
 

@@ -40,7 +40,7 @@ def _script_sources() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
+def translated(what: str) -> Iterator[None]:
     """Backend failures become Unavailable; anything else is a bug and propagates."""
     try:
         yield
@@ -58,7 +58,7 @@ def _translated(what: str) -> Iterator[None]:
         raise errors.Unavailable(f"The message pool is read-only and could not {what}.") from exc
 
 
-def _connect(url: str) -> Any:
+def connect(url: str) -> Any:
     """A client for a pool URI; ``?cluster=true`` selects Redis Cluster (e.g. ElastiCache cluster mode)."""
     parts = urlsplit(url)
     query = parse_qs(parts.query)
@@ -115,14 +115,14 @@ class RedisStore(base.MessageStore):
     capabilities = frozenset({"FIFO", "CLAIMS", "AOD", "HIGH_THROUGHPUT"})
 
     def __init__(self, url: str) -> None:
-        self._client = _connect(url)
+        self._client = connect(url)
         self._scripts: dict[str, Script] = {
             name: self._client.register_script(source)
             for name, source in _script_sources().items()
         }
 
     def _run(self, name: str, project: str, queue: str, args: Sequence[Any], what: str) -> Any:
-        with _translated(what):
+        with translated(what):
             return self._scripts[name](keys=keys.queue_keys(project, queue), args=list(args))
 
     def ping(self) -> bool:
@@ -156,7 +156,7 @@ class RedisStore(base.MessageStore):
         return self.queue_get_many(project=project, queues=[queue])[0]
 
     def queue_get_many(self, *, project: str, queues: Sequence[str]) -> list[dict[str, Any] | None]:
-        with _translated("read queues"):
+        with translated("read queues"):
             if len(queues) == 1:
                 raws = [self._client.hget(keys.queue_hash(project, queues[0]), "meta")]
             else:
@@ -167,7 +167,7 @@ class RedisStore(base.MessageStore):
         return [None if raw is None else json.loads(raw) for raw in raws]
 
     def queue_delete(self, *, project: str, queue: str) -> None:
-        with _translated("delete the queue"):
+        with translated("delete the queue"):
             self._client.delete(*keys.queue_keys(project, queue))
 
     def queue_purge(self, *, project: str, queue: str) -> None:
@@ -294,7 +294,7 @@ class RedisStore(base.MessageStore):
 
     def _dead_letters(self, project: str, queue: str, ids: Sequence[str] | None) -> list[base.DeadLetter]:
         outbox = keys.queue_keys(project, queue)[10]
-        with _translated("read dead letters"):
+        with translated("read dead letters"):
             if ids is None:
                 raw: dict[Any, Any] = dict(self._client.hgetall(outbox))
             else:
@@ -330,7 +330,7 @@ class RedisStore(base.MessageStore):
 
     def dead_letter_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
         if ids:
-            with _translated("forget dead letters"):
+            with translated("forget dead letters"):
                 self._client.hdel(keys.queue_keys(project, queue)[10], *ids)
 
     def gc(self, *, project: str, queue: str) -> int:

@@ -1,0 +1,76 @@
+"""Websocket connections: who is connected, authenticated as which project.
+
+A record lives as long as API Gateway lets a connection live (2 hours),
+so a connection that vanished without a ``$disconnect`` cannot linger.
+Stored in Redis at ``CONNECTIONS_URL`` (the default pool unless set), one
+hash per connection under its own hash tag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+MAX_CONNECTION_SECONDS = 2 * 60 * 60
+
+
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    id: str
+    connected_ms: int
+    project: str | None
+    authenticated: bool
+    source_ip: str
+
+
+def _key(connection_id: str) -> str:
+    return "zc:{" + connection_id + "}"
+
+
+class ConnectionStore:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._client: Any = None
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            from chalicelib.storage.redis.driver import connect
+
+            self._client = connect(self._url)
+        return self._client
+
+    def open(self, connection_id: str, *, now_ms: int, source_ip: str) -> None:
+        from chalicelib.storage.redis.driver import translated
+
+        with translated("record the connection"):
+            pipe = self._redis().pipeline(transaction=False)
+            pipe.hset(_key(connection_id), mapping={"connected": now_ms, "ip": source_ip, "auth": 0, "project": ""})
+            pipe.expire(_key(connection_id), MAX_CONNECTION_SECONDS)
+            pipe.execute()
+
+    def get(self, connection_id: str) -> Connection | None:
+        from chalicelib.storage.redis.driver import translated
+
+        with translated("read the connection"):
+            raw = self._redis().hgetall(_key(connection_id))
+        if not raw:
+            return None
+        return Connection(
+            id=connection_id,
+            connected_ms=int(raw.get("connected", 0)),
+            project=raw.get("project") or None,
+            authenticated=raw.get("auth") == "1",
+            source_ip=raw.get("ip", ""),
+        )
+
+    def authenticate(self, connection_id: str, *, project: str) -> None:
+        from chalicelib.storage.redis.driver import translated
+
+        with translated("record the authentication"):
+            self._redis().hset(_key(connection_id), mapping={"auth": 1, "project": project})
+
+    def close(self, connection_id: str) -> None:
+        from chalicelib.storage.redis.driver import translated
+
+        with translated("forget the connection"):
+            self._redis().delete(_key(connection_id))
