@@ -27,7 +27,7 @@ class GoneException(Exception):
 class FakeManagementApi:
     """Records post_to_connection and delete_connection like API Gateway's management API."""
 
-    class exceptions:  # noqa: N801 - mirrors botocore's client.exceptions
+    class exceptions:
         GoneException = GoneException
 
     def __init__(self) -> None:
@@ -35,12 +35,12 @@ class FakeManagementApi:
         self.deleted: list[str] = []
         self.gone: set[str] = set()
 
-    def post_to_connection(self, ConnectionId: str, Data: str) -> None:  # noqa: N803 - boto3's names
+    def post_to_connection(self, ConnectionId: str, Data: str) -> None:
         if ConnectionId in self.gone:
             raise GoneException(ConnectionId)
         self.sent.setdefault(ConnectionId, []).append(Data)
 
-    def delete_connection(self, ConnectionId: str) -> None:  # noqa: N803
+    def delete_connection(self, ConnectionId: str) -> None:
         self.deleted.append(ConnectionId)
 
 
