@@ -37,6 +37,15 @@ def _worker(sock: socket.socket) -> None:
     os._exit(0)
 
 
+def _websocket_worker(port: int) -> None:
+    from infra.local.websocket_server import main as serve_websockets
+
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_websockets(port)
+    os._exit(0)
+
+
 def main() -> int:
     env = os.environ
     data_dir = Path(env.get("DATA_DIR") or "./.local").resolve()
@@ -68,12 +77,19 @@ def main() -> int:
         if pid == 0:
             _worker(sock)
         children.append(pid)
+    ws_port = int(env.get("WS_PORT") or 9000)
+    pid = os.fork()
+    if pid == 0:
+        sock.close()
+        _websocket_worker(ws_port)
+    children.append(pid)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     print(f"Zaqar REST API on http://127.0.0.1:{port}/v2 ({workers} workers)", flush=True)
+    print(f"Zaqar websocket API on ws://127.0.0.1:{ws_port}/", flush=True)
     print(f"  pool {settings.pool_url}, catalog {settings.catalog_url}, data in {data_dir}", flush=True)
     try:
         while True:

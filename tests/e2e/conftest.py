@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,12 +40,19 @@ def _wait_until_up(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise RuntimeError("the local stack did not come up")
 
 
-@pytest.fixture(scope="module")
-def stack_url(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[str]:
-    port = _free_port()
+@dataclass(frozen=True)
+class Stack:
+    http: str
+    ws: str
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
+    port, ws_port = _free_port(), _free_port()
     env = {
         **os.environ,
         "PORT": str(port),
+        "WS_PORT": str(ws_port),
         "DATA_DIR": str(tmp_path_factory.mktemp("stack")),
         "POOL_URL": redis_url,
         "WORKERS": "2",
@@ -54,7 +62,7 @@ def stack_url(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Itera
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait_until_up(port, process)
-        yield f"http://127.0.0.1:{port}"
+        yield Stack(http=f"http://127.0.0.1:{port}", ws=f"ws://127.0.0.1:{ws_port}/")
     finally:
         process.terminate()
         try:
@@ -64,3 +72,8 @@ def stack_url(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Itera
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture
+def stack_url(stack: Stack) -> str:
+    return stack.http
