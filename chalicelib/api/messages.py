@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +17,8 @@ from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import ensure_queue
 from chalicelib.events.model import Event
 from chalicelib.storage import base
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +112,12 @@ def _parse_new(services: Services, body: Any) -> list[tuple[Any, int | None, int
 
 
 def message_post(services: Services, caller: Caller, queue: str, body: Any, *, size: int) -> Outcome[list[str]]:
-    """Append messages (created lazily with the queue); all or nothing, ids in request order."""
+    """Append messages (created lazily with the queue); all or nothing, ids in request order.
+
+    With a stream configured, the ``message.posted`` event is written to the
+    pool's outbox in the same atomic step, then published; whatever is not
+    published now, the relay publishes later.
+    """
     limits = services.settings.limits
     validation.queue_name(queue, limits)
     if size > limits.max_messages_post_size:
@@ -116,28 +125,24 @@ def message_post(services: Services, caller: Caller, queue: str, body: Any, *, s
             f"Message posts may be at most {limits.max_messages_post_size} bytes; this one is {size}."
         )
     parsed = _parse_new(services, body)
-    texts = [json.dumps(item[0], separators=(",", ":")) for item in parsed]
-    key = (caller.project, queue)
+    ids = [uuid.uuid4().hex for _ in parsed]
     store = services.pooling.lookup(project=caller.project, queue=queue)
     create = registered = store is None
     if store is None:
         store, registered = ensure_queue(services, caller, queue)
-    encrypt = key in ENCRYPTED_QUEUES
     try:
-        posted = _post(services, caller, queue, store, texts, parsed, size=size, create=create, encrypt=encrypt)
+        event, store = _post(services, caller, queue, store, ids, parsed, size=size, create=create)
     except errors.Unavailable:
         if registered:  # a lazily created queue must not outlive a failed post
             services.pooling.unregister(project=caller.project, queue=queue)
         raise
-    data = {
-        "messages": [
-            {"id": mid, "ttl": ttl, "delay": delay, "body": item}
-            for mid, (item, ttl, delay) in zip(posted.ids, parsed, strict=True)
-        ]
-    }
-    events = [Event("message.posted", caller.project, queue, data)]
-    services.sink.publish(events)
-    return Outcome(posted.ids, events)
+    published = services.sink.publish([event])
+    if services.sink.durable and event.id in published:
+        try:
+            store.outbox_done(project=caller.project, queue=queue, ids=[event.id])
+        except errors.Unavailable:
+            log.warning("event %s stays in the outbox of %s; the relay will publish it again", event.id, queue)
+    return Outcome(ids, [event])
 
 
 def _post(
@@ -145,16 +150,17 @@ def _post(
     caller: Caller,
     queue: str,
     store: base.MessageStore,
-    texts: list[str],
+    ids: list[str],
     parsed: list[tuple[Any, int | None, int | None]],
     *,
     size: int,
     create: bool,
-    encrypt: bool,
-) -> base.Posted:
+) -> tuple[Event, base.MessageStore]:
     """One post script call, retried when the pool tells what it needs (at most twice)."""
     limits = services.settings.limits
     key = (caller.project, queue)
+    texts = [json.dumps(item[0], separators=(",", ":")) for item in parsed]
+    encrypt = key in ENCRYPTED_QUEUES
     for _attempt in range(3):
         bodies = texts
         if encrypt:
@@ -162,24 +168,38 @@ def _post(
             if secret is None:
                 raise errors.Unavailable("Queue encrypts messages but no MESSAGE_ENCRYPTION_KEY is configured.")
             bodies = [crypto.encrypt(secret, text) for text in texts]
-        new = [base.NewMessage(text, ttl, delay) for text, (_b, ttl, delay) in zip(bodies, parsed, strict=True)]
+        new = [
+            base.NewMessage(mid, text, ttl, delay)
+            for mid, text, (_b, ttl, delay) in zip(ids, bodies, parsed, strict=True)
+        ]
+        notified = [
+            {"id": mid, "body": stored if encrypt else item, "ttl": ttl, "delay": delay}
+            for mid, stored, (item, ttl, delay) in zip(ids, bodies, parsed, strict=True)
+        ]
+        event = Event("message.posted", caller.project, queue, {"messages": notified, "encrypted": encrypt})
+        outbox = base.OutboxEvent(event.id, json.dumps(event.cloudevent())) if services.sink.durable else None
         try:
-            return store.message_post(
+            posted = store.message_post(
                 project=caller.project, queue=queue, messages=new, client_id=caller.client_id, create=create,
-                encrypted=encrypt, request_size=size, default_ttl=limits.default_message_ttl,
+                encrypted=encrypt, request_size=size, default_ttl=limits.default_message_ttl, event=outbox,
             )
         except base.QueueMissing:
             # the placement was cached but the queue is gone: register it again
             services.pooling.forget(project=caller.project, queue=queue)
             store, _ = ensure_queue(services, caller, queue)
             create = True
+            continue
         except base.EncryptionRequired:
             ENCRYPTED_QUEUES.add(key)
             encrypt = True
+            continue
         except base.PostTooLarge as exc:
             raise errors.InvalidBody(
                 f"Queue {queue} accepts posts of at most {exc.limit} bytes; this one is {size}."
             ) from None
+        for item, (ttl, delay) in zip(notified, posted.effective, strict=True):
+            item["ttl"], item["delay"] = ttl, delay
+        return event, store
     raise errors.Unavailable("The messages could not be stored.")
 
 

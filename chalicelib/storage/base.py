@@ -37,6 +37,7 @@ class QueueSettings:
 
 @dataclasses.dataclass(frozen=True)
 class NewMessage:
+    id: str
     body: str
     """The body as JSON text (or ciphertext when ``encrypted``)."""
     ttl: int | None
@@ -69,6 +70,16 @@ class Page(Generic[T]):
 class Posted:
     ids: list[str]
     now_ms: int
+    effective: list[tuple[int, int]]
+    """(ttl, delay) of each message after the queue's defaults applied."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxEvent:
+    """An event to keep in the pool's outbox, written in the same atomic step as its change."""
+
+    id: str
+    json: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,8 +214,9 @@ class MessageStore(abc.ABC):
         encrypted: bool,
         request_size: int,
         default_ttl: int,
+        event: OutboxEvent | None = None,
     ) -> Posted:
-        """Append messages atomically, oldest first.
+        """Append messages atomically, oldest first, with ``event`` in the outbox.
 
         Raises QueueMissing when the queue does not exist and ``create`` is
         False, EncryptionRequired when the queue encrypts and ``encrypted``
@@ -290,6 +302,14 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     def dead_letter_pending(self, *, project: str, queue: str) -> list[DeadLetter]:
         """Dead letters of ``queue`` not yet accepted by their target."""
+
+    @abc.abstractmethod
+    def outbox_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
+        """Forget outbox events once the stream accepted them."""
+
+    @abc.abstractmethod
+    def outbox_pending(self, *, project: str, queue: str, written_before_ms: int) -> list[tuple[str, str]]:
+        """(id, JSON) of outbox events written before the given time and still unpublished."""
 
     @abc.abstractmethod
     def gc(self, *, project: str, queue: str) -> int:

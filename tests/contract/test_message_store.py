@@ -37,7 +37,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[MessageStore]:
 
 def post(store: MessageStore, project: str, bodies: list[str], *, queue: str = Q, client: str = "producer",
          ttl: int | None = None, delay: int | None = None) -> list[str]:
-    messages = [NewMessage(body, ttl, delay) for body in bodies]
+    messages = [NewMessage(uuid.uuid4().hex, body, ttl, delay) for body in bodies]
     return store.message_post(
         project=project, queue=queue, messages=messages, client_id=client, create=True, encrypted=False,
         request_size=100, default_ttl=3600,
@@ -110,7 +110,7 @@ def test_projects_with_the_same_queue_name_never_see_each_other(store: MessageSt
 
 def test_post_to_a_missing_queue_without_create_stores_nothing(store: MessageStore, project: str) -> None:
     with pytest.raises(base.QueueMissing):
-        store.message_post(project=project, queue=Q, messages=[NewMessage('"x"', None, None)], client_id="c",
+        store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"x"', None, None)], client_id="c",
                            create=False, encrypted=False, request_size=10, default_ttl=3600)
     assert store.queue_get(project=project, queue=Q) is None
 
@@ -125,7 +125,7 @@ def test_post_to_an_encrypting_queue_requires_encrypted_bodies(store: MessageSto
 def test_post_larger_than_the_queue_limit_is_refused_whole(store: MessageStore, project: str) -> None:
     store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(max_post_size=50))
     with pytest.raises(base.PostTooLarge) as raised:
-        store.message_post(project=project, queue=Q, messages=[NewMessage('"x"', None, None)], client_id="c",
+        store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"x"', None, None)], client_id="c",
                            create=False, encrypted=False, request_size=51, default_ttl=3600)
     assert raised.value.limit == 50
     assert store.queue_stats(project=project, queue=Q).total == 0
@@ -330,3 +330,32 @@ def test_gc_reclaims_expired_messages_without_other_traffic(store: MessageStore,
     time.sleep(1.1)
     assert store.gc(project=project, queue=Q) >= 2
     assert store.queue_stats(project=project, queue=Q).total == 0
+
+
+# -- outbox -------------------------------------------------------------------------------
+
+
+def test_a_post_writes_its_event_to_the_outbox_in_the_same_step(store: MessageStore, project: str) -> None:
+    import json
+
+    store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(default_delay=30))
+    event = base.OutboxEvent("ev1", json.dumps({"id": "ev1", "data": {"messages": [1, 2]}}))
+    posted = store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"a"', 120, None),
+                                                                    NewMessage("m2", '"b"', None, 0)],
+                                client_id="c", create=False, encrypted=False, request_size=10, default_ttl=3600,
+                                event=event)
+    assert posted.effective == [(120, 30), (3600, 0)]
+    pending = store.outbox_pending(project=project, queue=Q, written_before_ms=posted.now_ms + 1)
+    assert [(eid, json.loads(doc)["effective"]) for eid, doc in pending] == [("ev1", [[120, 30], [3600, 0]])]
+    assert store.outbox_pending(project=project, queue=Q, written_before_ms=posted.now_ms - 1) == []
+    store.outbox_done(project=project, queue=Q, ids=["ev1"])
+    assert store.outbox_pending(project=project, queue=Q, written_before_ms=posted.now_ms + 1) == []
+
+
+def test_a_refused_post_leaves_no_event(store: MessageStore, project: str) -> None:
+    store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(encrypted=True))
+    with pytest.raises(base.EncryptionRequired):
+        store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"a"', None, None)], client_id="c",
+                           create=False, encrypted=False, request_size=10, default_ttl=3600,
+                           event=base.OutboxEvent("ev2", '{"id": "ev2"}'))
+    assert store.outbox_pending(project=project, queue=Q, written_before_ms=2**50) == []

@@ -197,14 +197,15 @@ class RedisStore(base.MessageStore):
         encrypted: bool,
         request_size: int,
         default_ttl: int,
+        event: base.OutboxEvent | None = None,
     ) -> base.Posted:
-        import uuid
-
-        ids = [uuid.uuid4().hex for _ in messages]
-        argv: list[Any] = ["1" if create else "0", client_id, "1" if encrypted else "0", request_size, default_ttl]
-        for message_id, message in zip(ids, messages, strict=True):
+        argv: list[Any] = [
+            "1" if create else "0", client_id, "1" if encrypted else "0", request_size, default_ttl,
+            event.id if event else "", event.json if event else "",
+        ]
+        for message in messages:
             argv += [
-                message_id,
+                message.id,
                 "" if message.ttl is None else message.ttl,
                 "" if message.delay is None else message.delay,
                 message.body,
@@ -217,7 +218,8 @@ class RedisStore(base.MessageStore):
             raise base.EncryptionRequired(queue)
         if status == "too_large":
             raise base.PostTooLarge(int(out[1]))
-        return base.Posted(ids=ids, now_ms=int(out[1]))
+        effective = [(int(out[i]), int(out[i + 1])) for i in range(2, len(out), 2)]
+        return base.Posted(ids=[m.id for m in messages], now_ms=int(out[1]), effective=effective)
 
     def message_list(
         self,
@@ -332,6 +334,25 @@ class RedisStore(base.MessageStore):
         if ids:
             with translated("forget dead letters"):
                 self._client.hdel(keys.queue_keys(project, queue)[10], *ids)
+
+    def outbox_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        names = keys.queue_keys(project, queue)
+        with translated("mark events published"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zrem(names[11], *ids)
+            pipe.hdel(names[12], *ids)
+            pipe.execute()
+
+    def outbox_pending(self, *, project: str, queue: str, written_before_ms: int) -> list[tuple[str, str]]:
+        names = keys.queue_keys(project, queue)
+        with translated("read the outbox"):
+            ids = self._client.zrangebyscore(names[11], "-inf", written_before_ms, start=0, num=500)
+            if not ids:
+                return []
+            documents = self._client.hmget(names[12], ids)
+        return [(eid, doc) for eid, doc in zip(ids, documents, strict=True) if doc is not None]
 
     def gc(self, *, project: str, queue: str) -> int:
         return int(self._run("gc", project, queue, [1000], "reclaim expired data"))

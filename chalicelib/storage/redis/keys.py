@@ -15,7 +15,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 PREFIX = "zq"
-SUFFIXES = ("q", "m", "f", "d", "cm", "e", "r", "b", "c", "ce", "x")
+SUFFIXES = ("q", "m", "f", "d", "cm", "e", "r", "b", "c", "ce", "x", "o", "ob")
 
 
 def tag(project: str, queue: str) -> str:
@@ -23,7 +23,7 @@ def tag(project: str, queue: str) -> str:
 
 
 def queue_keys(project: str, queue: str) -> list[str]:
-    """The eleven keys of one queue, in the order the scripts expect (KEYS[1..11])."""
+    """The keys of one queue, in the order the scripts expect (KEYS[1..13])."""
     base = f"{PREFIX}:{tag(project, queue)}:"
     return [base + suffix for suffix in SUFFIXES]
 

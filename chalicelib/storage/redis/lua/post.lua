@@ -1,7 +1,11 @@
--- Appends messages to a queue, creating it when asked.
+-- Appends messages to a queue, creating it when asked, and (when given) the
+-- event that says so to the queue's outbox, in the same atomic step.
 -- ARGV: create (0|1), client id, encrypted (0|1), request size, default ttl,
+--       event id ('' = no event), event JSON,
 --       then per message: id, ttl ('' = queue default), delay ('' = default), body.
--- Returns {'ok', now} | {'missing'} | {'encrypt'} | {'too_large', limit}.
+-- The outbox copy of the event gets the effective ttl and delay of each
+-- message appended as "effective": [[ttl, delay], ...].
+-- Returns {'ok', now, ttl, delay, ...} | {'missing'} | {'encrypt'} | {'too_large', limit}.
 if redis.call('EXISTS', K_Q) == 0 then
   if ARGV[1] ~= '1' then return {'missing'} end
   redis.call('HSET', K_Q, 'meta', '{}', 'ctr', 0, 'cr', NOW)
@@ -13,10 +17,12 @@ housekeep(20)
 local default_ttl = tonumber(s[1] or ARGV[5])
 local default_delay = tonumber(s[2] or 0)
 local encrypted = tonumber(ARGV[3])
-local n = (#ARGV - 5) / 4
+local n = (#ARGV - 7) / 4
 local first = redis.call('HINCRBY', K_Q, 'ctr', n) - n + 1
+local out = {'ok', NOW}
+local effective = {}
 for i = 0, n - 1 do
-  local a = 6 + i * 4
+  local a = 8 + i * 4
   local id = ARGV[a]
   local ttl = default_ttl
   if ARGV[a + 1] ~= '' then ttl = tonumber(ARGV[a + 1]) end
@@ -37,5 +43,13 @@ for i = 0, n - 1 do
   else
     redis.call('ZADD', K_F, marker, id)
   end
+  out[#out + 1] = ttl
+  out[#out + 1] = delay
+  effective[#effective + 1] = {ttl, delay}
 end
-return {'ok', NOW}
+if ARGV[6] ~= '' then
+  local event = ARGV[7]
+  redis.call('HSET', K_OB, ARGV[6], string.sub(event, 1, -2) .. ',"effective":' .. cjson.encode(effective) .. '}')
+  redis.call('ZADD', K_O, NOW, ARGV[6])
+end
+return out
