@@ -132,6 +132,10 @@ class RedisStore(base.MessageStore):
             return False
 
     def close(self) -> None:
+        # a cluster client's close() leaves its nodes' pools connected: disconnect them first
+        for node in self._client.get_nodes() if hasattr(self._client, "get_nodes") else []:
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
         self._client.close()
 
     # -- queues -----------------------------------------------------------
