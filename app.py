@@ -2,11 +2,13 @@
 
 from typing import Any
 
-from chalice.app import Chalice, Rate, WebsocketEvent
+from chalice.app import Chalice, KinesisEvent, Rate, SQSEvent, WebsocketEvent
 
-from chalicelib.transport import rest
+from chalicelib.config import get_settings
+from chalicelib.transport import lambdas, rest
 from chalicelib.transport.aws import ChaliceSender, LazySession
 
+settings = get_settings()
 app = Chalice(app_name="zaqar-serverless")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.websocket_api.session = LazySession()
@@ -38,9 +40,22 @@ def ws_disconnect(event: WebsocketEvent) -> None:
     websocket.on_disconnect(runtime.services(), event.connection_id)
 
 
+@app.on_kinesis_record(stream=settings.event_stream or "zaqar-events", batch_size=100,
+                       starting_position="TRIM_HORIZON", name="deliver")
+def deliver(event: KinesisEvent) -> dict[str, Any]:
+    return lambdas.on_stream(event.to_dict()["Records"], app.websocket_api)
+
+
+@app.on_sqs_message(queue=settings.retry_queue or "zaqar-retries", batch_size=10, name="retry")
+def retry(event: SQSEvent) -> dict[str, Any]:
+    return lambdas.on_retry_queue(event.to_dict()["Records"], app.websocket_api)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="relay")
+def relay(event: Any) -> int:
+    return lambdas.relay()
+
+
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="housekeeping")
 def housekeeping(event: Any) -> dict[str, int]:
-    from chalicelib import runtime
-    from chalicelib.api import housekeeping
-
-    return housekeeping.run(runtime.services())
+    return lambdas.housekeeping()

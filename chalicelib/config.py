@@ -84,7 +84,19 @@ class Settings:
     client_id_uuid_strict: bool = True
     require_confirmation: bool = False
     message_encryption_key: str | None = None
-    connections_url: str | None = None
+    state_url: str | None = None
+    """Redis for websocket connections and delivery records; the default pool when unset."""
+    signing_key: str | None = None
+    event_stream: str | None = None
+    """Kinesis stream name; events are published (and notifications delivered) only when set."""
+    retry_queue: str | None = None
+    """SQS queue name for delayed deliveries and retries."""
+    ses_sender: str | None = None
+    websocket_api_id: str | None = None
+    websocket_stage: str = "api"
+    webhook_timeout: float = 5.0
+    webhook_allow_loopback: bool = False
+    public_url: str = "http://127.0.0.1:8888"
     limits: Limits = dataclasses.field(default_factory=Limits)
 
     @classmethod
@@ -122,7 +134,16 @@ class Settings:
             client_id_uuid_strict=uuid_mode == "strict",
             require_confirmation=_bool(env, "REQUIRE_CONFIRMATION", False),
             message_encryption_key=env.get("MESSAGE_ENCRYPTION_KEY") or None,
-            connections_url=env.get("CONNECTIONS_URL") or None,
+            state_url=env.get("STATE_URL") or None,
+            signing_key=env.get("SIGNING_KEY") or None,
+            event_stream=env.get("EVENT_STREAM") or None,
+            retry_queue=env.get("RETRY_QUEUE") or None,
+            ses_sender=env.get("SES_SENDER") or None,
+            websocket_api_id=env.get("WEBSOCKET_API_ID") or None,
+            websocket_stage=env.get("WEBSOCKET_STAGE") or "api",
+            webhook_timeout=float(_int(env, "WEBHOOK_TIMEOUT", 5)),
+            webhook_allow_loopback=_bool(env, "WEBHOOK_ALLOW_LOOPBACK", False),
+            public_url=(env.get("PUBLIC_URL") or "http://127.0.0.1:8888").rstrip("/"),
             limits=limits,
         )
 

@@ -38,9 +38,17 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
         settings=settings,
         pooling=pooling,
         subscriptions=SubscriptionStore(catalog),
-        connections=ConnectionStore(settings.connections_url or settings.pool_url),
-        sink=sink or NullSink(),
+        connections=ConnectionStore(settings.state_url or settings.pool_url),
+        sink=sink or _sink(settings),
     )
+
+
+def _sink(settings: Settings) -> EventSink:
+    if settings.event_stream is None:
+        return NullSink()
+    from chalicelib.events.publisher import KinesisSink
+
+    return KinesisSink(settings.event_stream)
 
 
 def services() -> Services:

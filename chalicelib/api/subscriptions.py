@@ -16,6 +16,7 @@ from chalicelib.api import validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import ensure_queue
 from chalicelib.events.model import Event
+from chalicelib.notify import retry, webhook
 from chalicelib.storage.base import QueueSettings, Subscription
 
 WEBSOCKET_SCHEME = "websocket"
@@ -48,12 +49,21 @@ def check_subscriber(value: Any) -> str:
     parts = urlsplit(value)
     scheme = parts.scheme.lower()
     if scheme in {"http", "https"} and parts.netloc:
-        return value
+        return value  # the address is checked again when delivering, after resolving
     if scheme == "mailto" and "@" in parts.path:
         return value
     if scheme.startswith("trust+"):
         raise errors.InvalidBody("trust+http(s) subscribers need Keystone trusts, which this service does not offer yet.")
     raise errors.InvalidBody(f"Unsupported subscriber {value[:80]!r}: use http://, https:// or mailto:.")
+
+
+def _check_target(services: Services, subscriber: str) -> str:
+    """Refuse webhooks aimed at addresses deliveries may not reach (literal IPs; names are checked when delivering)."""
+    if urlsplit(subscriber).scheme.lower() in {"http", "https"}:
+        reason = webhook.refusal(subscriber, allow_loopback=services.settings.webhook_allow_loopback, resolve=False)
+        if reason is not None:
+            raise errors.InvalidBody(f"This webhook is not allowed: {reason}.")
+    return subscriber
 
 
 def _check_ttl(value: Any) -> int:
@@ -63,6 +73,15 @@ def _check_ttl(value: Any) -> int:
 def _check_options(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise errors.InvalidBody("Subscription options must be a JSON object.")
+    if "_retry_policy" in value:
+        retry.check(value["_retry_policy"], "Subscription")
+    headers = value.get("post_headers")
+    if headers is not None and not (isinstance(headers, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+        raise errors.InvalidBody("options.post_headers must map header names to string values.")
+    template = value.get("post_data")
+    if template is not None and not isinstance(template, str):
+        raise errors.InvalidBody('options.post_data must be a string template containing "$zaqar_message$".')
     return value
 
 
@@ -89,7 +108,7 @@ def subscription_create(
     if "subscriber" not in body and connection_id is not None:
         subscriber = websocket_subscriber(connection_id)
     else:
-        subscriber = check_subscriber(body.get("subscriber"))
+        subscriber = _check_target(services, check_subscriber(body.get("subscriber")))
     ttl = _check_ttl(body.get("ttl", DEFAULT_TTL))
     options = _check_options(body.get("options", {}))
     require = services.settings.require_confirmation
@@ -140,7 +159,7 @@ def subscription_update(services: Services, caller: Caller, queue: str, sid: str
         raise errors.InvalidBody("Say what to change: subscriber, ttl or options.")
     changes: dict[str, Any] = {}
     if "subscriber" in body:
-        changes["subscriber"] = check_subscriber(body["subscriber"])
+        changes["subscriber"] = _check_target(services, check_subscriber(body["subscriber"]))
     if "ttl" in body:
         changes["ttl"] = _check_ttl(body["ttl"])
     if "options" in body:

@@ -154,8 +154,10 @@ def queue_settings(metadata: Mapping[str, Any], limits: Limits, *, encryption_av
     if flavor is not None and not isinstance(flavor, str):
         raise errors.InvalidBody("_flavor must be a flavor name.")
     policy = m.get("_retry_policy")
-    if policy is not None and not isinstance(policy, dict):
-        raise errors.InvalidBody("_retry_policy must be a JSON object.")
+    if policy is not None:
+        from chalicelib.notify import retry
+
+        retry.check(policy, "Queue")
     return QueueSettings(
         default_ttl=opt_int("_default_message_ttl", limits.min_message_ttl, limits.max_message_ttl),
         default_delay=opt_int("_default_message_delay", 0, limits.max_message_delay),

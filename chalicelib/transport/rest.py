@@ -458,6 +458,7 @@ def subscription_delete(queue_name: str, subscription_id: str) -> Response:
 def subscription_confirm(queue_name: str, subscription_id: str) -> Response:
     services = _services()
     caller = _caller(services)
+    auth.check_signature(services, _request())
     body, _size = _body()
     subscriptions.subscription_confirm(services, caller, queue_name, subscription_id, body)
     return _empty(headers={"Location": f"{_subscriptions_path(queue_name)}/{subscription_id}/confirm"})

@@ -1,0 +1,62 @@
+"""The event-source Lambdas: stream deliveries, retries, the outbox relay, housekeeping."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from chalice.app import WebsocketAPI
+
+from chalicelib import runtime
+from chalicelib.notify.notifier import Notifier
+from chalicelib.transport.aws import ChaliceSender
+
+_lock = threading.Lock()
+_notifier: Notifier | None = None
+
+
+def notifier(websocket_api: WebsocketAPI) -> Notifier:
+    """This container's notifier; websocket pushes go through API Gateway's management API."""
+    global _notifier
+    if _notifier is None:
+        with _lock:
+            if _notifier is None:
+                services = runtime.services()
+                settings = services.settings
+                if settings.websocket_api_id is not None:
+                    # outside a websocket handler Chalice cannot know the API: configuration says
+                    websocket_api.configure_from_api_id(settings.websocket_api_id, settings.websocket_stage)
+                pusher = ChaliceSender(websocket_api) if websocket_api._endpoint is not None else None
+                _notifier = Notifier(services, pusher=pusher)
+    return _notifier
+
+
+def reset() -> None:
+    global _notifier
+    with _lock:
+        _notifier = None
+
+
+def on_stream(records: Sequence[dict[str, Any]], websocket_api: WebsocketAPI) -> dict[str, Any]:
+    from chalicelib.notify import dispatch
+
+    return dispatch.on_stream(notifier(websocket_api), records)
+
+
+def on_retry_queue(records: Sequence[dict[str, Any]], websocket_api: WebsocketAPI) -> dict[str, Any]:
+    from chalicelib.notify import dispatch
+
+    return dispatch.on_retry_queue(notifier(websocket_api), records)
+
+
+def relay() -> int:
+    from chalicelib.api import relay as outbox_relay
+
+    return outbox_relay.run(runtime.services())
+
+
+def housekeeping() -> dict[str, int]:
+    from chalicelib.api import housekeeping as sweep
+
+    return sweep.run(runtime.services())
