@@ -169,7 +169,7 @@ class Notifier:
         if outcome.status == "retry":
             wait = self._policy(job, subscription).delay_before(job.retry + 1)
             if wait is not None and self._retry_queue_url() is not None:
-                self._schedule(dataclasses.replace(job, retry=job.retry + 1), max(wait, 1))
+                self._schedule(dataclasses.replace(job, retry=job.retry + 1), wait)
                 return "scheduled"
         self._record_failure(job, subscription, outcome.detail)
         return "failed"
