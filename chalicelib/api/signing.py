@@ -63,3 +63,8 @@ def verify(
     if method.upper() not in {m.upper() for m in methods}:
         return False
     return any(re.fullmatch(re.escape(allowed), path) for allowed in paths)
+
+
+def subscription_secret(signing_key: str, subscription_id: str) -> str:
+    """The per-subscription key a webhook receiver uses to verify our signatures."""
+    return hmac.new(signing_key.encode(), f"subscription:{subscription_id}".encode(), hashlib.sha256).hexdigest()

@@ -85,6 +85,14 @@ def _check_options(value: Any) -> dict[str, Any]:
     return value
 
 
+def signing_secret(services: Services, subscription_id: str) -> str | None:
+    """What the subscriber needs to verify webhook signatures (None without SIGNING_KEY)."""
+    from chalicelib.api.signing import subscription_secret
+
+    key = services.settings.signing_key
+    return None if key is None else subscription_secret(key, subscription_id)
+
+
 def describe(subscription: Subscription) -> dict[str, Any]:
     """The event payload of a subscription."""
     return {

@@ -13,8 +13,6 @@ project's ``failed-notifications`` queue, where its owner can read it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -25,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from chalicelib import errors
 from chalicelib.api import crypto
 from chalicelib.api.context import Caller, Services
+from chalicelib.api.signing import subscription_secret
 from chalicelib.events.model import Event
 from chalicelib.notify import retry, webhook
 from chalicelib.storage.base import Subscription
@@ -63,11 +62,6 @@ class Job:
 
 class Pusher(Protocol):
     def send(self, connection_id: str, text: str) -> bool: ...
-
-
-def subscription_secret(signing_key: str, subscription_id: str) -> str:
-    """The per-subscription key a receiver uses to verify webhook signatures."""
-    return hmac.new(signing_key.encode(), f"subscription:{subscription_id}".encode(), hashlib.sha256).hexdigest()
 
 
 class Notifier:

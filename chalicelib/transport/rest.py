@@ -407,7 +407,11 @@ def subscription_create(queue_name: str) -> Response:
     caller = _caller(services)
     body, _size = _body()
     sid, _created = subscriptions.subscription_create(services, caller, queue_name, body).value
-    return _json({"subscription_id": sid}, status=201, headers={"Location": _subscriptions_path(queue_name)})
+    reply = {"subscription_id": sid}
+    secret = subscriptions.signing_secret(services, sid)
+    if secret is not None:
+        reply["signing_secret"] = secret  # beyond upstream: lets the receiver verify X-Zaqar-Signature
+    return _json(reply, status=201, headers={"Location": _subscriptions_path(queue_name)})
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions", methods=["GET"], content_types=ANY)
@@ -432,7 +436,11 @@ def subscription_list(queue_name: str) -> Response:
 def subscription_get(queue_name: str, subscription_id: str) -> Response:
     services = _services()
     found = subscriptions.subscription_get(services, _caller(services), queue_name, subscription_id)
-    return _json(render.subscription(found))
+    reply = render.subscription(found)
+    secret = subscriptions.signing_secret(services, found.id)
+    if secret is not None:
+        reply["signing_secret"] = secret
+    return _json(reply)
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["PATCH"], content_types=ANY)

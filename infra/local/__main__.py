@@ -12,18 +12,46 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
 
 
-def _encryption_key(data_dir: Path) -> str:
-    path = data_dir / "encryption.key"
+def _secret(data_dir: Path, name: str) -> str:
+    """A key kept under DATA_DIR, made on first start, so restarts keep working data."""
+    path = data_dir / name
     if not path.exists():
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _start_moto(env: dict[str, str] | os._Environ[str]) -> subprocess.Popen[bytes]:
+    """Embedded AWS (moto) on loopback for Kinesis, SQS and SES; every AWS client points at it."""
+    port = int(env.get("MOTO_PORT") or 9100)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            break
+        time.sleep(0.1)
+    env.update({
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+    })
+    env.setdefault("EVENT_STREAM", "zaqar-events")
+    env.setdefault("RETRY_QUEUE", "zaqar-retries")
+    env.setdefault("SES_SENDER", "noreply@zaqar.local")
+    return process
 
 
 def _worker(sock: socket.socket) -> None:
@@ -46,6 +74,16 @@ def _websocket_worker(port: int) -> None:
     os._exit(0)
 
 
+def _provision(settings: Settings) -> None:
+    import boto3
+
+    from infra.local.pumps import provision
+
+    assert settings.event_stream and settings.retry_queue and settings.ses_sender
+    provision(boto3.client("kinesis"), boto3.client("sqs"), boto3.client("ses"), stream=settings.event_stream,
+              queue=settings.retry_queue, sender=settings.ses_sender)
+
+
 def main() -> int:
     env = os.environ
     data_dir = Path(env.get("DATA_DIR") or "./.local").resolve()
@@ -59,13 +97,21 @@ def main() -> int:
 
         redis_server = EmbeddedRedis(data_dir / "redis")
         env["POOL_URL"] = redis_server.url
-    env.setdefault("MESSAGE_ENCRYPTION_KEY", _encryption_key(data_dir))
+    env.setdefault("MESSAGE_ENCRYPTION_KEY", _secret(data_dir, "encryption.key"))
+    env.setdefault("SIGNING_KEY", _secret(data_dir, "signing.key"))
+    env.setdefault("WEBHOOK_ALLOW_LOOPBACK", "true")  # so people can test webhooks on their own machine
+    env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
+    ws_port = int(env.get("WS_PORT") or 9000)
+    env.setdefault("WEBSOCKET_API_ID", "local")
+    env.setdefault("WEBSOCKET_STAGE", "local")
+    moto = _start_moto(env)
 
     from chalicelib.config import get_settings
     from chalicelib.runtime import build
 
     settings = get_settings()
     build(settings).pooling.close()  # migrate the catalog and register the default pool once
+    _provision(settings)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -77,7 +123,6 @@ def main() -> int:
         if pid == 0:
             _worker(sock)
         children.append(pid)
-    ws_port = int(env.get("WS_PORT") or 9000)
     pid = os.fork()
     if pid == 0:
         sock.close()
@@ -112,6 +157,8 @@ def main() -> int:
                 except ChildProcessError:
                     break
                 time.sleep(0.05)
+        moto.terminate()
+        moto.wait(timeout=10)
         if redis_server is not None:
             redis_server.stop()
     return 0

@@ -17,7 +17,9 @@ import asyncio
 import base64
 import concurrent.futures
 import importlib
+import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from websockets.exceptions import ConnectionClosed
 
 from infra.local.gateway import LambdaContext
 
+log = logging.getLogger(__name__)
 API_ID = "local"
 STAGE = "local"
 MAX_MESSAGE = 1024 * 1024  # larger than API Gateway's 128 KB, so the app can answer 413 itself
@@ -180,7 +183,44 @@ class WebsocketGateway:
             await server.serve_forever()
 
 
-def main(port: int) -> None:
-    from app import app
+def _deliveries(app_module: Any, stop: threading.Event) -> None:
+    """Lambda's event source mappings and the relay schedule, run in this process so that
+    deliveries can push to the sockets it holds."""
+    import boto3
 
-    asyncio.run(WebsocketGateway(app, port).run())
+    from chalicelib import runtime
+    from chalicelib.api import relay
+    from infra.local.pumps import QueuePump, StreamPump
+
+    settings = runtime.services().settings
+    if settings.event_stream is None or settings.retry_queue is None:
+        return
+    stream = StreamPump(boto3.client("kinesis"), settings.event_stream, app_module.deliver, from_start=False)
+    retries = QueuePump(boto3.client("sqs"), settings.retry_queue, app_module.retry)
+    next_relay = 0.0
+    while not stop.is_set():
+        try:
+            busy = stream.poll() + retries.poll()
+            if time.monotonic() >= next_relay:
+                relay.run(runtime.services(), deadline_s=5)
+                next_relay = time.monotonic() + 1.0
+        except Exception:  # keep delivering: log what a real Lambda would have logged
+            log.exception("local delivery loop")
+            busy = 0
+        if not busy:
+            stop.wait(0.05)
+
+
+def main(port: int) -> None:
+    import app as app_module
+
+    stop = threading.Event()
+    gateway = WebsocketGateway(app_module.app, port)
+
+    def ready() -> None:
+        threading.Thread(target=_deliveries, args=(app_module, stop), daemon=True, name="deliveries").start()
+
+    try:
+        asyncio.run(gateway.run(ready))
+    finally:
+        stop.set()

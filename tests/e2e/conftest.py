@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+SIGNING_KEY = "e2e-signing-key"
 
 
 def _free_port() -> int:
@@ -44,25 +45,30 @@ def _wait_until_up(port: int, process: subprocess.Popen[bytes], timeout: float =
 class Stack:
     http: str
     ws: str
+    aws: str
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
-    port, ws_port = _free_port(), _free_port()
+    port, ws_port, moto_port = _free_port(), _free_port(), _free_port()
     env = {
         **os.environ,
         "PORT": str(port),
         "WS_PORT": str(ws_port),
+        "MOTO_PORT": str(moto_port),
+        "WEBHOOK_TIMEOUT": "1",
+        "SIGNING_KEY": SIGNING_KEY,
         "DATA_DIR": str(tmp_path_factory.mktemp("stack")),
         "POOL_URL": redis_url,
         "WORKERS": "2",
     }
-    env.pop("CATALOG_URL", None)
+    for name in ("CATALOG_URL", "AWS_ENDPOINT_URL", "EVENT_STREAM", "RETRY_QUEUE"):
+        env.pop(name, None)
     process = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait_until_up(port, process)
-        yield Stack(http=f"http://127.0.0.1:{port}", ws=f"ws://127.0.0.1:{ws_port}/")
+        yield Stack(http=f"http://127.0.0.1:{port}", ws=f"ws://127.0.0.1:{ws_port}/", aws=f"http://127.0.0.1:{moto_port}")
     finally:
         process.terminate()
         try:

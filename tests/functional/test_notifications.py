@@ -19,8 +19,8 @@ import app as app_module
 from chalicelib import runtime
 from chalicelib.api import relay
 from chalicelib.api.context import Services
+from chalicelib.api.signing import subscription_secret
 from chalicelib.events.publisher import KinesisSink
-from chalicelib.notify.notifier import subscription_secret
 from chalicelib.transport import lambdas
 from infra.local.pumps import QueuePump, StreamPump, provision
 from tests.conftest import make_settings
@@ -104,6 +104,8 @@ def test_a_posted_message_reaches_the_webhook_once_with_its_id_and_a_valid_signa
     api: Api, flow: Flow, hook: Receiver
 ) -> None:
     sid = subscribe(api, "orders", hook.url + "/in", post_headers={"X-Tenant": "t1"})
+    secret = api.get(f"/v2/queues/orders/subscriptions/{sid}").json["signing_secret"]
+    assert secret == subscription_secret(SIGNING_KEY, sid)
     (mid,) = api.post_messages("orders", {"order": 7}, ttl=300)
     flow.drain()
     flow.stream._iterators.clear()  # Kinesis delivers the whole stream again
