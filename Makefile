@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test check bench bench-upstream clean
+.PHONY: run test check bench bench-notify bench-upstream clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ check: $(STAMP)
 ## bench: start the local stack against $$BENCH_REDIS_URL (or an embedded Redis) and measure
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## bench-notify: post-to-delivery latency of webhook notifications in the local stack
+bench-notify: $(STAMP)
+	$(BIN)/python -m bench.notify_latency
 
 ## bench-upstream: the same benchmark, also run against upstream Zaqar 23.0.1 under uWSGI (4 processes)
 UPSTREAM := .venv-upstream
