@@ -48,6 +48,7 @@ queues = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("pool", sa.String(64), sa.ForeignKey("pools.name"), nullable=False),
     sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("flavor", sa.String(64), nullable=True),
 )
 
 def _unavailable(exc: Exception) -> errors.Unavailable:
@@ -135,7 +136,7 @@ class Catalog:
         except sa_exc.SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
 
-    def register(self, *, project: str, queue: str, pool: str) -> tuple[str, bool]:
+    def register(self, *, project: str, queue: str, pool: str, flavor: str | None = None) -> tuple[str, bool]:
         """Place the queue on ``pool`` unless it is placed already.
 
         Returns the pool that holds it and whether this call registered it.
@@ -144,7 +145,8 @@ class Catalog:
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    queues.insert().values(project=project, name=queue, pool=pool, created=int(time.time()))
+                    queues.insert().values(project=project, name=queue, pool=pool, created=int(time.time()),
+                                           flavor=flavor)
                 )
             return pool, True
         except sa_exc.IntegrityError:

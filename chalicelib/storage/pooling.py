@@ -116,9 +116,13 @@ class Pooling:
             chosen = self.pools().get(DEFAULT_POOL)
         if chosen is None:
             raise errors.Unavailable("No message pool is configured.")
-        pool, created = self.catalog.register(project=project, queue=queue, pool=chosen.name)
+        pool, created = self.catalog.register(project=project, queue=queue, pool=chosen.name, flavor=flavor)
         self._placements[(project, queue)] = (pool, self._clock() + self._ttl)
         return self.store(pool), created
+
+    def refresh(self) -> None:
+        """Forget the cached pool list (after the admin API changed it)."""
+        self._pools = None
 
     def forget(self, *, project: str, queue: str) -> None:
         self._placements.pop((project, queue), None)

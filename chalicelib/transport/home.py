@@ -49,4 +49,8 @@ def document(*, admin: bool) -> dict[str, Any]:
     }
     if admin:
         resources[rel + "health"] = _resource("/v2/health", {}, ["GET"])
+        resources[rel + "pools"] = _resource("/v2/pools{?marker,limit,detailed}", {"marker": "param/marker", "limit": "param/pool_limit", "detailed": "param/detailed"}, ["GET"])
+        resources[rel + "pool"] = _resource("/v2/pools/{pool_name}", {"pool_name": "param/pool_name"}, ["PUT", "GET", "PATCH", "DELETE"])
+        resources[rel + "flavors"] = _resource("/v2/flavors{?marker,limit,detailed}", {"marker": "param/marker", "limit": "param/flavor_limit", "detailed": "param/detailed"}, ["GET"])
+        resources[rel + "flavor"] = _resource("/v2/flavors/{flavor_name}", {"flavor_name": "param/flavor_name"}, ["PUT", "GET", "PATCH", "DELETE"])
     return {"resources": resources}

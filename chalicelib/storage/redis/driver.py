@@ -60,10 +60,14 @@ def translated(what: str) -> Iterator[None]:
 
 def connect(url: str) -> Any:
     """A client for a pool URI; ``?cluster=true`` selects Redis Cluster (e.g. ElastiCache cluster mode)."""
+    from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     cluster = query.pop("cluster", ["false"])[-1].lower() in {"1", "true", "yes"}
-    clean = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+    # a pool URI may carry options meant for others: pass on only what redis-py understands
+    known = {k: v for k, v in query.items() if k in URL_QUERY_ARGUMENT_PARSERS or k.startswith("ssl_")}
+    clean = urlunsplit(parts._replace(query=urlencode(known, doseq=True)))
     options: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5, "socket_connect_timeout": 3}
     if cluster:
         from redis.cluster import RedisCluster

@@ -1,0 +1,179 @@
+"""Pools and flavors: the operator's side of placement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import errors
+from chalicelib.api import validation
+from chalicelib.api.context import Services
+from chalicelib.storage.pools import Pool
+
+MAX_WEIGHT = 2**32 - 1
+POOL_KEYS = {"weight", "uri", "flavor", "options"}
+
+
+def _inventory(services: Services) -> Any:
+    from chalicelib.storage.inventory import Inventory
+
+    return Inventory(services.pooling.catalog)
+
+
+def _name(kind: str, name: str) -> str:
+    if not name or len(name) > 64 or not validation.QUEUE_NAME.match(name):
+        raise errors.Invalid(f"{kind} names may only contain ASCII letters, digits, '_', '-' and '.', up to 64.")
+    return name
+
+
+def _reachable(services: Services, uri: str) -> None:
+    from chalicelib.storage.pooling import open_store
+
+    try:
+        store = open_store(uri)
+    except errors.Unavailable as exc:
+        raise errors.InvalidBody(exc.description.replace(" Please try again in a few seconds.", "")) from None
+    try:
+        if not store.ping():
+            raise errors.InvalidBody(f"Cannot connect to {uri}: the pool was not registered.")
+    finally:
+        store.close()
+
+
+def _pool_fields(services: Services, body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    unknown = set(body) - POOL_KEYS
+    if unknown:
+        raise errors.InvalidBody(f"Pools have no {', '.join(sorted(unknown))}: use weight, uri, flavor, options.")
+    if not partial and not {"weight", "uri"} <= set(body):
+        raise errors.InvalidBody("A pool needs a weight and a uri.")
+    if partial and not body:
+        raise errors.InvalidBody("Say what to change: uri, weight, flavor or options.")
+    fields: dict[str, Any] = {}
+    if "weight" in body:
+        fields["weight"] = validation.integer(body["weight"], "weight", 0, MAX_WEIGHT)
+    if "uri" in body:
+        uri = body["uri"]
+        if not isinstance(uri, str) or not uri or len(uri) > 255:
+            raise errors.InvalidBody("uri must be a pool URI of at most 255 characters.")
+        _reachable(services, uri)
+        fields["uri"] = uri
+    if "flavor" in body:
+        flavor = body["flavor"]
+        if flavor is not None:
+            _name("Flavor", flavor if isinstance(flavor, str) else "")
+            if not services.pooling.catalog.flavor_exists(flavor):
+                raise errors.InvalidBody(f"Flavor {flavor} does not exist.")
+        fields["flavor"] = flavor
+    if "options" in body:
+        fields["options"] = validation.json_object(body["options"], "pool options")
+    return fields
+
+
+def pool_view(pool: Pool, *, detailed: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {"name": pool.name, "href": f"/v2/pools/{pool.name}", "weight": pool.weight,
+                            "uri": pool.uri, "flavor": pool.flavor}
+    if detailed:
+        view["options"] = pool.options
+    return view
+
+
+def pool_list(services: Services, *, marker: str | None, limit: int) -> list[Pool]:
+    found: list[Pool] = _inventory(services).pool_page(marker=marker, limit=limit)
+    return found
+
+
+def pool_get(services: Services, name: str) -> Pool:
+    found: Pool | None = _inventory(services).pool_get(_name("Pool", name))
+    if found is None:
+        raise errors.NotFound(f"Pool {name} does not exist.")
+    return found
+
+
+def pool_create(services: Services, name: str, body: Any) -> None:
+    fields = _pool_fields(services, validation.json_object(body, "pool"), partial=False)
+    pool = Pool(_name("Pool", name), fields["uri"], fields["weight"], fields.get("flavor"), fields.get("options", {}))
+    _inventory(services).pool_create(pool)
+    services.pooling.refresh()
+
+
+def pool_update(services: Services, name: str, body: Any) -> Pool:
+    fields = _pool_fields(services, validation.json_object(body, "pool update"), partial=True)
+    updated: Pool | None = _inventory(services).pool_update(_name("Pool", name), fields)
+    if updated is None:
+        raise errors.NotFound(f"Pool {name} does not exist.")
+    services.pooling.refresh()
+    return updated
+
+
+def pool_delete(services: Services, name: str) -> None:
+    _inventory(services).pool_delete(_name("Pool", name))
+    services.pooling.refresh()
+
+
+# -- flavors ------------------------------------------------------------------------
+
+
+def capabilities(services: Services, pool_names: list[str]) -> list[str]:
+    """What every pool of a flavor offers (FIFO, CLAIMS, DURABILITY, AOD, HIGH_THROUGHPUT)."""
+    sets = [services.pooling.store(name).capabilities for name in pool_names]
+    return sorted(frozenset.intersection(*sets)) if sets else []
+
+
+def flavor_view(services: Services, flavor: dict[str, Any], *, detailed: bool = True) -> dict[str, Any]:
+    view: dict[str, Any] = {"name": flavor["name"], "href": f"/v2/flavors/{flavor['name']}",
+                            "pool_list": flavor["pool_list"]}
+    if detailed:
+        view["capabilities"] = capabilities(services, flavor["pool_list"])
+    return view
+
+
+def _flavor_fields(body: dict[str, Any], *, partial: bool) -> tuple[list[str] | None, dict[str, Any] | None]:
+    unknown = set(body) - {"pool_list", "capabilities"}
+    if unknown:
+        raise errors.InvalidBody(f"Flavors have no {', '.join(sorted(unknown))}: use pool_list, capabilities.")
+    pool_list = body.get("pool_list")
+    if pool_list is None and not partial:
+        raise errors.InvalidBody("A flavor needs a pool_list.")
+    if pool_list is not None and (not isinstance(pool_list, list) or not pool_list
+                                  or not all(isinstance(p, str) for p in pool_list)):
+        raise errors.InvalidBody("pool_list must be a non-empty list of pool names.")
+    caps = body.get("capabilities")
+    if caps is not None and not isinstance(caps, dict):
+        raise errors.InvalidBody("capabilities must be a JSON object.")
+    if partial and pool_list is None and caps is None:
+        raise errors.InvalidBody("Say what to change: pool_list or capabilities.")
+    return pool_list, caps
+
+
+def flavor_list(services: Services, *, marker: str | None, limit: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = _inventory(services).flavor_page(marker=marker, limit=limit)
+    return found
+
+
+def flavor_get(services: Services, name: str) -> dict[str, Any]:
+    found: dict[str, Any] | None = _inventory(services).flavor_get(_name("Flavor", name))
+    if found is None:
+        raise errors.NotFound(f"Flavor {name} does not exist.")
+    return found
+
+
+def flavor_create(services: Services, name: str, body: Any) -> None:
+    pool_list, caps = _flavor_fields(validation.json_object(body, "flavor"), partial=False)
+    assert pool_list is not None
+    _inventory(services).flavor_put(_name("Flavor", name), pool_list=pool_list, capabilities=caps or {}, create=True)
+    services.pooling.refresh()
+
+
+def flavor_update(services: Services, name: str, body: Any) -> dict[str, Any]:
+    current = flavor_get(services, name)
+    pool_list, caps = _flavor_fields(validation.json_object(body, "flavor update"), partial=True)
+    _inventory(services).flavor_put(
+        name, pool_list=pool_list if pool_list is not None else current["pool_list"],
+        capabilities=caps if caps is not None else current["capabilities"], create=False,
+    )
+    services.pooling.refresh()
+    return flavor_get(services, name)
+
+
+def flavor_delete(services: Services, name: str) -> None:
+    _inventory(services).flavor_delete(_name("Flavor", name))
+    services.pooling.refresh()
