@@ -100,14 +100,32 @@ def make_settings(tmp_path: Path, pool_url: str, **overrides: str) -> Settings:
     return Settings.from_mapping(env)
 
 
+MONGO_POOL = "mongodb://mongomock.invalid/zaqar_functional?unreliable=true"
+
+
+@pytest.fixture(params=["redis", "mongodb"])
+def pool_kind(request: pytest.FixtureRequest) -> str:
+    """The functional suite runs on a Redis default pool and on a MongoDB (mongomock) one."""
+    return str(request.param)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
+def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
+    if pool_kind == "mongodb":
+        return make_settings(tmp_path, MONGO_POOL, STATE_URL=redis_url)
     return make_settings(tmp_path, redis_url)
 
 
 @pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
+def services(settings: Settings, pool_kind: str) -> Iterator[Services]:
     built = runtime.build(settings, RecordingSink())
+    if pool_kind == "mongodb":
+        import mongomock
+
+        from chalicelib.storage.mongodb.driver import MongoStore
+
+        client = mongomock.MongoClient()
+        built.pooling._open = lambda uri: MongoStore(client=client, database="zaqar_functional", unreliable=True)
     runtime.install(built)
     yield built
     runtime.install(None)

@@ -29,7 +29,13 @@ def open_store(uri: str) -> MessageStore:
         from chalicelib.storage.redis.driver import RedisStore
 
         return RedisStore(uri)
-    raise errors.Unavailable(f"Pool URI scheme {scheme!r} is not supported (use redis, rediss or unix).")
+    if scheme in {"mongodb", "mongodb+srv"}:
+        from chalicelib.storage.mongodb.driver import MongoStore
+
+        return MongoStore(uri)
+    raise errors.Unavailable(
+        f"Pool URI scheme {scheme!r} is not supported (use redis, rediss, unix, mongodb or mongodb+srv)."
+    )
 
 
 def choose_weighted(candidates: list[Pool], rng: Callable[[int, int], int]) -> Pool | None:

@@ -7,6 +7,7 @@ what the contract promises (Then).
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,17 +21,36 @@ from chalicelib.storage.base import MessageStore, NewMessage, QueueSettings
 Q = "orders"
 
 
+MONGODB_URL = os.environ.get("MONGODB_URL")
+
+
 @pytest.fixture(
     params=[
         pytest.param("redis", marks=pytest.mark.redis, id="redis"),
         pytest.param("redis-cluster", marks=pytest.mark.redis, id="redis-cluster"),
+        pytest.param("mongomock", marks=pytest.mark.mongodb, id="mongodb-mongomock"),
+        pytest.param("mongodb", marks=[pytest.mark.mongodb, pytest.mark.skipif(
+            not MONGODB_URL, reason="set MONGODB_URL to run the contract on a real MongoDB")], id="mongodb"),
     ]
 )
 def store(request: pytest.FixtureRequest) -> Iterator[MessageStore]:
-    from chalicelib.storage.redis.driver import RedisStore
+    driver: MessageStore
+    if request.param.startswith("redis"):
+        from chalicelib.storage.redis.driver import RedisStore
 
-    url = request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
-    driver = RedisStore(url)
+        driver = RedisStore(request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url"))
+    else:
+        import mongomock
+
+        from chalicelib.storage.mongodb.driver import MongoStore
+
+        database = f"zaqar_test_{uuid.uuid4().hex[:8]}"  # a database of the test's own, dropped after
+        client = mongomock.MongoClient() if request.param == "mongomock" else None
+        driver = MongoStore(MONGODB_URL, client=client, database=database, unreliable=True)
+        yield driver
+        (client or driver._client).drop_database(database)
+        driver.close()
+        return
     yield driver
     driver.close()
 

@@ -137,3 +137,30 @@ def test_health_reports_every_pool(api: Api, pool_urls: tuple[str, str]) -> None
     report = api.get("/v2/health", headers=ADMIN).json
     assert report["catalog_reachable"] is True
     assert report["default"]["storage_reachable"] is True and report["extra"]["storage_reachable"] is True
+
+
+def test_queues_spread_over_redis_and_mongodb_pools(api: Api, pool_urls: tuple[str, str],
+                                                    admin_services: Services) -> None:
+    import mongomock
+
+    from chalicelib.storage.inventory import Inventory
+    from chalicelib.storage.mongodb.driver import MongoStore
+    from chalicelib.storage.pooling import open_store
+    from chalicelib.storage.pools import Pool
+
+    client = mongomock.MongoClient()
+    mongo_uri = "mongodb://mongomock.invalid/zaqar_placement?unreliable=true"
+    admin_services.pooling._open = lambda uri: (
+        MongoStore(client=client, database="zaqar_placement", unreliable=True) if uri == mongo_uri else open_store(uri))
+    Inventory(admin_services.pooling.catalog).pool_create(Pool("mongo", mongo_uri, 100, None, {}))
+    api.put("/v2/pools/redis-a", {"weight": 100, "uri": pool_urls[0]}, headers=ADMIN)
+    api.put("/v2/pools/redis-b", {"weight": 100, "uri": pool_urls[1]}, headers=ADMIN)
+    api.patch("/v2/pools/default", {"weight": 0}, headers=ADMIN)
+    for i in range(90):
+        api.post_messages(f"mix{i}", {"n": i})
+    catalog = admin_services.pooling.catalog
+    counts = collections.Counter(catalog.lookup(project=api.project, queue=f"mix{i}") for i in range(90))
+    assert set(counts) == {"mongo", "redis-a", "redis-b"} and min(counts.values()) >= 10
+    on_mongo = next(i for i in range(90) if catalog.lookup(project=api.project, queue=f"mix{i}") == "mongo")
+    claim = api.post(f"/v2/queues/mix{on_mongo}/claims").json["messages"]
+    assert [m["body"] for m in claim] == [{"n": on_mongo}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from chalicelib.api.context import Services
 from tests.functional.conftest import Api
 
 
@@ -111,15 +112,13 @@ def test_queue_default_delay_applies(api: Api, other: Api) -> None:
     assert api.post("/v2/queues/q1/claims").status == 204
 
 
-def test_encrypted_queue_stores_ciphertext_and_returns_clear_bodies(api: Api, redis_url: str) -> None:
-    import redis
-
-    from chalicelib.storage.redis.keys import queue_keys
-
+def test_encrypted_queue_stores_ciphertext_and_returns_clear_bodies(api: Api, services: Services) -> None:
     api.put("/v2/queues/secret", {"_enable_encrypt_messages": True})
     (mid,) = api.post_messages("secret", {"card": "4111"})
-    stored = redis.Redis.from_url(redis_url, decode_responses=True).hget(queue_keys(api.project, "secret")[7], mid)
-    assert stored is not None and "4111" not in stored
+    store = services.pooling.lookup(project=api.project, queue="secret")
+    assert store is not None
+    (stored,) = store.message_get_many(project=api.project, queue="secret", ids=[mid]).items
+    assert stored.encrypted and "4111" not in stored.body
     assert api.get(f"/v2/queues/secret/messages/{mid}").json["body"] == {"card": "4111"}
     claimed = api.post("/v2/queues/secret/claims").json["messages"]
     assert claimed[0]["body"] == {"card": "4111"}

@@ -79,3 +79,37 @@ def test_route_table_prefers_literal_segments_and_decodes_parameters() -> None:
     assert table.match("/v2/queues/x/stats/") == ("/v2/queues/{queue_name}/stats", {"queue_name": "x"})
     assert table.match("/") == ("/", {})
     assert table.match("/v2/nope") is None
+
+
+class _Admin:
+    def __init__(self, hello: dict[str, object]) -> None:
+        self.hello = hello
+
+    def command(self, name: str) -> dict[str, object]:
+        assert name == "hello"
+        return self.hello
+
+
+class _Client:
+    """A mongomock client whose server says what kind of deployment it is."""
+
+    def __init__(self, hello: dict[str, object]) -> None:
+        import mongomock
+
+        self._inner = mongomock.MongoClient()
+        self.admin = _Admin(hello)
+
+    def __getitem__(self, name: str) -> object:
+        return self._inner[name]
+
+
+def test_mongodb_pools_refuse_a_standalone_server_unless_told_durability_is_not_needed() -> None:
+    from chalicelib.storage.mongodb.driver import MongoStore, _without_unreliable
+
+    with pytest.raises(errors.Unavailable, match="standalone"):
+        MongoStore(client=_Client({"isWritablePrimary": True}), database="d")
+    MongoStore(client=_Client({"setName": "rs0"}), database="d")
+    MongoStore(client=_Client({"msg": "isdbgrid"}), database="d")
+    MongoStore(client=_Client({}), database="d", unreliable=True)
+    assert _without_unreliable("mongodb://h:27017/zaqar?unreliable=true&w=majority") == (
+        "mongodb://h:27017/zaqar?w=majority", True)
