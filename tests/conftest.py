@@ -109,10 +109,32 @@ def pool_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+MONGODB_URL = os.environ.get("MONGODB_URL")
+
+
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
+def real_mongodb_url() -> Iterator[str]:
+    """MONGODB_URL pointed at a database of this test's own, dropped afterwards."""
+    if not MONGODB_URL:
+        pytest.skip("set MONGODB_URL to run this against a real MongoDB")
+    from urllib.parse import urlsplit, urlunsplit
+
+    import pymongo
+
+    name = f"zaqar_test_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(MONGODB_URL)
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(MONGODB_URL)
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, pool_kind: str, request: pytest.FixtureRequest) -> Settings:
     if pool_kind == "mongodb":
         return make_settings(tmp_path, MONGO_POOL, STATE_URL=redis_url)
+    if pool_kind == "mongodb-real":
+        return make_settings(tmp_path, request.getfixturevalue("real_mongodb_url"), STATE_URL=redis_url)
     return make_settings(tmp_path, redis_url)
 
 

@@ -7,10 +7,18 @@ import random
 import threading
 import uuid
 
+import pytest
+
 from chalicelib.api import claims, messages
 from chalicelib.api.context import Caller, Services
 
 QUEUE = "busy"
+
+
+@pytest.fixture(params=["redis", "mongodb-real"])
+def pool_kind(request: pytest.FixtureRequest) -> str:
+    """Races need a real server: mongomock is not thread-safe, so MongoDB runs here only with MONGODB_URL."""
+    return str(request.param)
 
 
 def _post_many(services: Services, caller: Caller, count: int) -> set[str]:
