@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import psutil
 import redis
 
+from bench.process import ProcessServer
 from bench.roundtrips import RoundTripProxy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ class Result:
         }
 
 
-class Stack:
+class Stack(ProcessServer):
     keep_alive = True
 
     def __init__(self, redis_url: str, workers: int, proxy: RoundTripProxy | None = None) -> None:
@@ -113,26 +113,6 @@ class Stack:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("the local stack did not start")
-
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        parent = psutil.Process(self.process.pid)
-        for proc in [parent, *parent.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self._dir.cleanup()
-
 
 class Client:
     def __init__(self, server: Server, project: str) -> None:

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psutil
-
+from bench.process import ProcessServer
 from bench.roundtrips import RoundTripProxy
 
 _WSGI = '''
@@ -40,7 +39,7 @@ application = boot.transport.app
 '''
 
 
-class UpstreamStack:
+class UpstreamStack(ProcessServer):
     # uWSGI workers are single-threaded: a kept-alive connection would pin one
     # worker, so at concurrency above the process count requests would queue
     # behind idle connections. One connection per request keeps the comparison fair.
@@ -97,22 +96,3 @@ class UpstreamStack:
                 conn.close()
         self.stop()
         raise RuntimeError("upstream zaqar did not start")
-
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        parent = psutil.Process(self.process.pid)
-        for proc in [parent, *parent.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self._dir.cleanup()

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,18 @@ def _build(tmp_path: Path, redis_url: str, **extra: str) -> Services:
     return runtime.build(settings)
 
 
+@contextmanager
+def installed(services: Services) -> Iterator[Services]:
+    """These services for the app's handlers (and a fresh notifier) until the block ends."""
+    runtime.install(services)
+    lambdas.reset()
+    try:
+        yield services
+    finally:
+        lambdas.reset()
+        runtime.install(None)
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
@@ -68,12 +81,8 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture
 def flow(aws: None, tmp_path: Path, redis_url: str) -> Iterator[Flow]:
-    services = _build(tmp_path, redis_url)
-    runtime.install(services)
-    lambdas.reset()
-    yield Flow(services)
-    lambdas.reset()
-    runtime.install(None)
+    with installed(_build(tmp_path, redis_url)) as services:
+        yield Flow(services)
 
 
 @pytest.fixture
@@ -207,10 +216,7 @@ def test_webhooks_to_forbidden_addresses_are_refused(api: Api, flow: Flow) -> No
 
 
 def test_loopback_is_refused_when_not_allowed(aws: None, tmp_path: Path, redis_url: str, project: str) -> None:
-    services = _build(tmp_path, redis_url, WEBHOOK_ALLOW_LOOPBACK="false")
-    runtime.install(services)
-    lambdas.reset()
-    try:
+    with installed(_build(tmp_path, redis_url, WEBHOOK_ALLOW_LOOPBACK="false")) as services:
         with Client(app_module.app) as client, receiver() as hook:
             api = Api(client, project)
             assert api.post("/v2/queues/q/subscriptions", {"subscriber": hook.url}).status == 400
@@ -221,18 +227,12 @@ def test_loopback_is_refused_when_not_allowed(aws: None, tmp_path: Path, redis_u
             assert hook.requests == []
             failed = api.get("/v2/queues/failed-notifications/messages?echo=true").json["messages"]
             assert "loopback" in failed[0]["body"]["error"]
-    finally:
-        lambdas.reset()
-        runtime.install(None)
 
 
 def test_confirmation_is_sent_signed_and_the_signed_confirm_works_where_a_tampered_one_does_not(
     aws: None, tmp_path: Path, redis_url: str, project: str
 ) -> None:
-    services = _build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")
-    runtime.install(services)
-    lambdas.reset()
-    try:
+    with installed(_build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")) as services:
         with Client(app_module.app) as client, receiver() as hook:
             api = Api(client, project)
             flow = Flow(services)
@@ -254,16 +254,10 @@ def test_confirmation_is_sent_signed_and_the_signed_confirm_works_where_a_tamper
             flow.drain()
             bodies = [r.json.get("body") for r in hook.wait_for(2)]
             assert bodies == [None, "after confirming"]
-    finally:
-        lambdas.reset()
-        runtime.install(None)
 
 
 def test_email_confirmation_reaches_ses(aws: None, tmp_path: Path, redis_url: str, project: str) -> None:
-    services = _build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")
-    runtime.install(services)
-    lambdas.reset()
-    try:
+    with installed(_build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")) as services:
         with Client(app_module.app) as client:
             api = Api(client, project)
             flow = Flow(services)
@@ -273,9 +267,6 @@ def test_email_confirmation_reaches_ses(aws: None, tmp_path: Path, redis_url: st
             assert mail.destinations["ToAddresses"] == ["me@example.test"]
             assert "Confirm" in mail.subject and f"/subscriptions/{sid}/confirm" in mail.body
             assert "URL-Signature" in mail.body
-    finally:
-        lambdas.reset()
-        runtime.install(None)
 
 
 def test_a_websocket_subscriber_gets_pushes_and_loses_its_subscription_when_it_leaves(
@@ -283,30 +274,26 @@ def test_a_websocket_subscriber_gets_pushes_and_loses_its_subscription_when_it_l
 ) -> None:
     from tests.functional.test_websocket import FakeManagementApi, FakeSession, Ws
 
-    services = _build(tmp_path, redis_url, WEBSOCKET_API_ID="abcdef1234")
-    runtime.install(services)
-    lambdas.reset()
-    websocket_api = app_module.app.websocket_api
-    fake = FakeManagementApi()
-    saved = (websocket_api.session, websocket_api._client, websocket_api._endpoint)
-    websocket_api.session, websocket_api._client, websocket_api._endpoint = FakeSession(fake), None, None
-    try:
-        with Client(app_module.app) as client:
-            api = Api(client, project)
-            flow = Flow(services)
-            ws = Ws(fake, project).connect()
-            assert ws("subscription_create", {"queue_name": "live"})[0] == 201
-            (mid,) = api.post_messages("live", {"tick": 1})
-            flow.drain()
-            pushed = [json.loads(frame) for frame in fake.sent[ws.id][1:]]
-            assert pushed == [{"body": {"tick": 1}, "ttl": 3600, "queue_name": "live", "Message_Type": "Notification",
-                               "message_id": mid, "href": f"/v2/queues/live/messages/{mid}"}]
-            ws.disconnect()
-            assert api.get("/v2/queues/live/subscriptions").json["subscriptions"] == []
-            api.post_messages("live", {"tick": 2})
-            flow.drain()
-            assert len(fake.sent[ws.id]) == 2
-    finally:
-        websocket_api.session, websocket_api._client, websocket_api._endpoint = saved
-        lambdas.reset()
-        runtime.install(None)
+    with installed(_build(tmp_path, redis_url, WEBSOCKET_API_ID="abcdef1234")) as services:
+        websocket_api = app_module.app.websocket_api
+        fake = FakeManagementApi()
+        saved = (websocket_api.session, websocket_api._client, websocket_api._endpoint)
+        websocket_api.session, websocket_api._client, websocket_api._endpoint = FakeSession(fake), None, None
+        try:
+            with Client(app_module.app) as client:
+                api = Api(client, project)
+                flow = Flow(services)
+                ws = Ws(fake, project).connect()
+                assert ws("subscription_create", {"queue_name": "live"})[0] == 201
+                (mid,) = api.post_messages("live", {"tick": 1})
+                flow.drain()
+                pushed = [json.loads(frame) for frame in fake.sent[ws.id][1:]]
+                assert pushed == [{"body": {"tick": 1}, "ttl": 3600, "queue_name": "live", "Message_Type": "Notification",
+                                   "message_id": mid, "href": f"/v2/queues/live/messages/{mid}"}]
+                ws.disconnect()
+                assert api.get("/v2/queues/live/subscriptions").json["subscriptions"] == []
+                api.post_messages("live", {"tick": 2})
+                flow.drain()
+                assert len(fake.sent[ws.id]) == 2
+        finally:
+            websocket_api.session, websocket_api._client, websocket_api._endpoint = saved

@@ -69,6 +69,20 @@ local function housekeep(budget)
   return n
 end
 
+-- Puts a message under claim `cid` until `claim_end`; a message that would
+-- expire before `keep_until` lives until then, with ttl `life`.
+local function hold(id, rec, cid, claim_end, keep_until, life)
+  rec.c = cid
+  rec.ce = claim_end
+  if rec.e < keep_until then
+    rec.e = keep_until
+    rec.t = life
+    redis.call('ZADD', K_E, keep_until, id)
+  end
+  redis.call('HSET', K_R, id, cjson.encode(rec))
+  redis.call('ZADD', K_CM, claim_end, id)
+end
+
 -- Appends a message to `out` as RECORD_WIDTH flat fields (no JSON for the
 -- client to parse): id, k, t, cr, e, d, x, c, ce, cc, body.
 local function emit(out, id, rec)

@@ -48,16 +48,8 @@ while #taken < limit and scanned < budget do
           emit(items, id, rec)
           drop(id)
         else
-          rec.c = cid
-          rec.ce = claim_end
-          if rec.e < keep_until then
-            rec.e = keep_until
-            rec.t = ttl + grace
-            redis.call('ZADD', K_E, keep_until, id)
-          end
-          redis.call('HSET', K_R, id, cjson.encode(rec))
+          hold(id, rec, cid, claim_end, keep_until, ttl + grace)
           redis.call('ZREM', K_F, id)
-          redis.call('ZADD', K_CM, claim_end, id)
           emit(items, id, rec)
         end
         taken[#taken + 1] = id

@@ -15,14 +15,7 @@ for _, id in ipairs(claim.ids) do
   if r then
     local rec = cjson.decode(r)
     if rec.c == cid and rec.ce > NOW and rec.e > NOW then
-      rec.ce = claim_end
-      if rec.e < keep_until then
-        rec.e = keep_until
-        rec.t = ttl + grace
-        redis.call('ZADD', K_E, keep_until, id)
-      end
-      redis.call('HSET', K_R, id, cjson.encode(rec))
-      redis.call('ZADD', K_CM, claim_end, id)
+      hold(id, rec, cid, claim_end, keep_until, ttl + grace)
       held[#held + 1] = id
     end
   end
