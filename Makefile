@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
 .PHONY: run test check bench bench-notify bench-upstream clean
+KEYSTONE_VENV := .venv-keystone
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/python -m infra.local
 
 ## test: lint, type checks and every test (starts the services the tests need)
-test: check
+test: check $(KEYSTONE_VENV)/.installed
 	bash infra/local/ensure-services.sh
 	$(BIN)/python -m pytest
 
@@ -44,4 +45,10 @@ bench-upstream: $(STAMP) $(UPSTREAM)/.installed
 	$(BIN)/python -m bench.run --upstream $(UPSTREAM)
 
 clean:
-	rm -rf $(VENV) $(UPSTREAM) .local .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(UPSTREAM) $(KEYSTONE_VENV) .local .mypy_cache .ruff_cache .pytest_cache
+
+## the real Keystone the identity tests start (its own virtualenv: keystone pins its own dependencies)
+$(KEYSTONE_VENV)/.installed:
+	test -x $(KEYSTONE_VENV)/bin/python || $(PYTHON) -m venv $(KEYSTONE_VENV)
+	$(KEYSTONE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check keystone==30.0.0 gunicorn==27.0.1
+	touch $@

@@ -97,6 +97,14 @@ class Settings:
     webhook_timeout: float = 5.0
     webhook_allow_loopback: bool = False
     public_url: str = "http://127.0.0.1:8888"
+    keystone_url: str | None = None
+    keystone_username: str | None = None
+    keystone_password: str | None = None
+    keystone_project: str | None = None
+    keystone_user_domain: str = "Default"
+    keystone_project_domain: str = "Default"
+    keystone_timeout: float = 5.0
+    keystone_cache_ttl: float = 60.0
     limits: Limits = dataclasses.field(default_factory=Limits)
 
     @classmethod
@@ -104,9 +112,13 @@ class Settings:
         data_dir = Path(env.get("DATA_DIR") or "./.local")
         catalog_url = env.get("CATALOG_URL") or f"sqlite:///{data_dir / 'catalog.sqlite3'}"
         strategy = (env.get("AUTH_STRATEGY") or "noauth").strip().lower()
-        if strategy != "noauth":
-            raise ConfigError(f"AUTH_STRATEGY {strategy!r} is not supported yet (use noauth)")
+        if strategy not in {"noauth", "keystone"}:
+            raise ConfigError(f"AUTH_STRATEGY must be noauth or keystone, not {strategy!r}")
         uuid_mode = (env.get("CLIENT_ID_UUID_SAFE") or "strict").strip().lower()
+        if strategy == "keystone" and not all(env.get(k) for k in (
+                "KEYSTONE_URL", "KEYSTONE_USERNAME", "KEYSTONE_PASSWORD", "KEYSTONE_PROJECT")):
+            raise ConfigError("AUTH_STRATEGY=keystone needs KEYSTONE_URL, KEYSTONE_USERNAME, KEYSTONE_PASSWORD "
+                              "and KEYSTONE_PROJECT (the service's own credentials)")
         if uuid_mode not in {"strict", "off"}:
             raise ConfigError("CLIENT_ID_UUID_SAFE must be strict or off")
         limits = Limits(
@@ -144,6 +156,14 @@ class Settings:
             webhook_timeout=float(_int(env, "WEBHOOK_TIMEOUT", 5)),
             webhook_allow_loopback=_bool(env, "WEBHOOK_ALLOW_LOOPBACK", False),
             public_url=(env.get("PUBLIC_URL") or "http://127.0.0.1:8888").rstrip("/"),
+            keystone_url=env.get("KEYSTONE_URL") or None,
+            keystone_username=env.get("KEYSTONE_USERNAME") or None,
+            keystone_password=env.get("KEYSTONE_PASSWORD") or None,
+            keystone_project=env.get("KEYSTONE_PROJECT") or None,
+            keystone_user_domain=env.get("KEYSTONE_USER_DOMAIN") or "Default",
+            keystone_project_domain=env.get("KEYSTONE_PROJECT_DOMAIN") or "Default",
+            keystone_timeout=float(_int(env, "KEYSTONE_TIMEOUT", 5)),
+            keystone_cache_ttl=float(_int(env, "KEYSTONE_CACHE_TTL", 60)),
             limits=limits,
         )
 

@@ -21,6 +21,8 @@ class Connection:
     project: str | None
     authenticated: bool
     source_ip: str
+    expires: float | None = None
+    """When the credentials the connection authenticated with expire (unix time)."""
 
 
 def _key(connection_id: str) -> str:
@@ -61,13 +63,15 @@ class ConnectionStore:
             project=raw.get("project") or None,
             authenticated=raw.get("auth") == "1",
             source_ip=raw.get("ip", ""),
+            expires=float(raw["exp"]) if raw.get("exp") else None,
         )
 
-    def authenticate(self, connection_id: str, *, project: str) -> None:
+    def authenticate(self, connection_id: str, *, project: str, expires: float | None = None) -> None:
         from chalicelib.storage.redis.driver import translated
 
         with translated("record the authentication"):
-            self._redis().hset(_key(connection_id), mapping={"auth": 1, "project": project})
+            self._redis().hset(_key(connection_id), mapping={"auth": 1, "project": project,
+                                                             "exp": "" if expires is None else expires})
 
     def close(self, connection_id: str) -> None:
         from chalicelib.storage.redis.driver import translated

@@ -1,27 +1,105 @@
-"""Who is asking: the auth strategy seam.
+"""Who is asking: the auth strategies, shared by REST and websocket.
 
-``noauth`` (the only strategy until the Keystone issue) trusts the
-``X-Project-ID`` header and, as upstream's no-auth mode does, the roles in
-``X-Roles``. The Keystone strategy will fill in the project and roles from
-a validated token behind the same two functions.
+- ``noauth``: ``X-Project-ID`` is the tenant and ``X-Roles`` the roles, as
+  in upstream's no-auth mode.
+- ``keystone``: ``X-Auth-Token`` is validated with Keystone; its project is
+  the tenant (a different ``X-Project-ID`` is refused) and its roles decide
+  admin access.
+- A request carrying Zaqar's pre-signed URL headers (``URL-Signature``,
+  ``URL-Paths``, ``URL-Methods``, ``URL-Expires`` and ``X-Project-ID``)
+  needs no token: it may do exactly what was signed, nothing else.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Mapping
 
 from chalice.app import Request
 
 from chalicelib import errors
 from chalicelib.api.context import Services
 
-
-def project_for(services: Services, request: Request) -> str | None:
-    value: str | None = request.headers.get("x-project-id")
-    return value
+_lock = threading.Lock()
+_validators: dict[int, object] = {}
 
 
-def roles_for(services: Services, request: Request) -> set[str]:
-    raw = request.headers.get("x-roles") or ""
-    return {role.strip().lower() for role in raw.split(",") if role.strip()}
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    project: str | None
+    roles: frozenset[str] = frozenset()
+    expires: float | None = None
+    """Unix time the credentials stop being valid (tokens), if known."""
+    signed: bool = False
+
+
+def _lower(headers: Mapping[str, object]) -> dict[str, str]:
+    return {str(k).lower(): v for k, v in headers.items() if isinstance(v, str)}
+
+
+def _validator(services: Services) -> object:
+    from chalicelib.transport.keystone import KeystoneValidator
+
+    key = id(services.settings)
+    with _lock:
+        found = _validators.get(key)
+        if found is None:
+            found = _validators[key] = KeystoneValidator(services.settings)
+    return found
+
+
+def signed_grant(services: Services, headers: Mapping[str, str], *, method: str, path: str) -> Identity:
+    """The identity a pre-signed URL gives; NotFound (as upstream) when it does not cover this request."""
+    from chalicelib.api import signing
+
+    key = services.settings.signing_key
+    project = headers.get("x-project-id") or ""
+    paths = [p.strip() for p in (headers.get("url-paths") or "").split(",") if p.strip()]
+    valid = key is not None and project and signing.verify(
+        key, signature=headers.get("url-signature") or "", project=project, paths=paths,
+        methods=[m.strip() for m in (headers.get("url-methods") or "").split(",") if m.strip()],
+        expires=headers.get("url-expires") or "", method=method, path=path,
+    )
+    if not valid:
+        raise errors.NotFound("The signed URL does not allow this request, or it has expired.")
+    return Identity(project=project, signed=True)
+
+
+def identify(services: Services, raw_headers: Mapping[str, object], *, method: str, path: str) -> Identity:
+    headers = _lower(raw_headers)
+    if "url-signature" in headers:
+        return signed_grant(services, headers, method=method, path=path)
+    if services.settings.auth_strategy == "noauth":
+        roles = frozenset(r.strip().lower() for r in (headers.get("x-roles") or "").split(",") if r.strip())
+        return Identity(project=headers.get("x-project-id"), roles=roles)
+    token = headers.get("x-auth-token")
+    if not token:
+        raise errors.Unauthorized("This request needs an X-Auth-Token from Keystone.")
+    from chalicelib.transport.keystone import KeystoneValidator
+
+    validator = _validator(services)
+    assert isinstance(validator, KeystoneValidator)
+    found = validator.validate(token)
+    if found is None:
+        raise errors.Unauthorized("The X-Auth-Token is invalid, expired or revoked.")
+    claimed = headers.get("x-project-id")
+    if claimed and claimed != found.project:
+        raise errors.Forbidden("X-Project-ID is not the project of the X-Auth-Token.")
+    return Identity(project=found.project, roles=found.roles, expires=found.expires)
+
+
+def request_path(request: Request) -> str:
+    """The request's own path, without the API Gateway stage."""
+    path = str(request.context.get("path") or "")
+    stage = str(request.context.get("stage") or "")
+    if stage and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    return path
+
+
+def identify_request(services: Services, request: Request) -> Identity:
+    return identify(services, dict(request.headers), method=request.method, path=request_path(request))
 
 
 def require_admin_mode(services: Services) -> None:
@@ -29,37 +107,6 @@ def require_admin_mode(services: Services) -> None:
         raise errors.NotFound("This resource exists only in admin mode.")
 
 
-def require_admin(services: Services, request: Request) -> None:
-    if "admin" not in roles_for(services, request):
+def require_admin(identity: Identity) -> None:
+    if "admin" not in identity.roles:
         raise errors.Forbidden("This resource is for administrators (role admin) only.")
-
-
-def check_signature(services: Services, request: Request) -> None:
-    """A request that carries a pre-signed URL's headers must match them (404 otherwise, as upstream)."""
-    signature = request.headers.get("url-signature")
-    if signature is None:
-        return
-    from chalicelib.api import signing
-
-    key = services.settings.signing_key
-    valid = key is not None and signing.verify(
-        key,
-        signature=signature,
-        project=request.headers.get("x-project-id") or "",
-        paths=[p.strip() for p in (request.headers.get("url-paths") or "").split(",") if p.strip()],
-        methods=[m.strip() for m in (request.headers.get("url-methods") or "").split(",") if m.strip()],
-        expires=request.headers.get("url-expires") or "",
-        method=request.method,
-        path=_path(request),
-    )
-    if not valid:
-        raise errors.NotFound("The signed URL does not match this request, or it has expired.")
-
-
-def _path(request: Request) -> str:
-    """The request's own path, without the API Gateway stage."""
-    path = str(request.context.get("path") or "")
-    stage = str(request.context.get("stage") or "")
-    if stage and path.startswith(f"/{stage}/"):
-        path = path[len(stage) + 1 :]
-    return path

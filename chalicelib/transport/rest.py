@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import errors, runtime
-from chalicelib.api import claims, health, messages, queues, subscriptions, validation
+from chalicelib.api import claims, health, messages, queues, share, subscriptions, validation
 from chalicelib.api.context import Caller, Services
 from chalicelib.transport import auth, home, render
 
@@ -106,15 +106,19 @@ def _body(optional: bool = False) -> tuple[Any, int]:
         raise errors.InvalidBody(f"The request body is not valid JSON: {exc}.") from None
 
 
-def _caller(services: Services) -> Caller:
-    """Check the headers every /v2 request needs and say who is asking."""
+def _who(services: Services) -> tuple[Caller, auth.Identity]:
+    """Check the headers every /v2 request needs and say who is asking, with what rights."""
     accept = _header("accept")
     if accept and not any(kind in accept for kind in (JSON, "*/*", "application/*", "json-home")):
         raise errors.NotAcceptable(f"This API only answers in {JSON}; Accept was {accept[:80]!r}.")
-    limits = services.settings.limits
+    identity = auth.identify_request(services, _request())
     client = validation.client_id(_header("client-id"), strict_uuid=services.settings.client_id_uuid_strict)
-    project = auth.project_for(services, _request())
-    return Caller(project=validation.project_id(project, limits), client_id=client)
+    project = validation.project_id(identity.project, services.settings.limits)
+    return Caller(project=project, client_id=client), identity
+
+
+def _caller(services: Services) -> Caller:
+    return _who(services)[0]
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -163,8 +167,7 @@ def ping() -> Response:
 def health_report() -> Response:
     services = _services()
     auth.require_admin_mode(services)
-    _caller(services)
-    auth.require_admin(services, _request())
+    auth.require_admin(_who(services)[1])
     return _json(health.health(services))
 
 
@@ -256,6 +259,17 @@ def queue_purge(queue_name: str) -> Response:
     body, _size = _body(optional=True)
     queues.queue_purge(services, caller, queue_name, body)
     return _empty()
+
+
+@bp.route("/v2/queues/{queue_name}/share", methods=["POST"], content_types=ANY)
+@_zaqar
+def queue_share(queue_name: str) -> Response:
+    services = _services()
+    caller, identity = _who(services)
+    if identity.signed:
+        raise errors.Forbidden("A pre-signed URL cannot be used to make others.")
+    body, _size = _body(optional=True)
+    return _json(share.share(services, caller, queue_name, body))
 
 
 # -- messages ------------------------------------------------------------------
@@ -465,8 +479,7 @@ def subscription_delete(queue_name: str, subscription_id: str) -> Response:
 @_zaqar
 def subscription_confirm(queue_name: str, subscription_id: str) -> Response:
     services = _services()
-    caller = _caller(services)
-    auth.check_signature(services, _request())
+    caller = _caller(services)  # the confirm URL's signed headers are checked here
     body, _size = _body()
     subscriptions.subscription_confirm(services, caller, queue_name, subscription_id, body)
     return _empty(headers={"Location": f"{_subscriptions_path(queue_name)}/{subscription_id}/confirm"})

@@ -8,7 +8,7 @@ from chalice.app import Blueprint, Response
 
 from chalicelib.api import admin, validation
 from chalicelib.transport import auth
-from chalicelib.transport.rest import ANY, _body, _caller, _empty, _json, _param, _request, _services, _zaqar
+from chalicelib.transport.rest import ANY, _body, _empty, _json, _param, _services, _who, _zaqar
 
 bp = Blueprint(__name__)
 MAX_PAGE = 20
@@ -17,9 +17,9 @@ MAX_PAGE = 20
 def _admin(*, writes: bool = True) -> None:
     services = _services()
     auth.require_admin_mode(services)
-    _caller(services)
+    _caller, identity = _who(services)
     if writes:
-        auth.require_admin(services, _request())
+        auth.require_admin(identity)
 
 
 def _page() -> tuple[str | None, int, bool]:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from chalicelib import errors
 from chalicelib.api import claims, messages, queues, subscriptions, validation
 from chalicelib.api.context import Caller, Services
-from chalicelib.transport import render
+from chalicelib.transport import auth, render
 
 log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 128 * 1024
@@ -37,10 +37,12 @@ class Sender(Protocol):
 class Frame:
     """One request on a connection, with what every action needs."""
 
-    def __init__(self, services: Services, connection_id: str, request: dict[str, Any]) -> None:
+    def __init__(self, services: Services, connection_id: str, request: dict[str, Any],
+                 project: str | None = None) -> None:
         self.services = services
         self.connection_id = connection_id
         self.request = request
+        self.project = project
         headers = request.get("headers")
         body = request.get("body", {})
         if not isinstance(headers, dict):
@@ -60,7 +62,7 @@ class Frame:
     def caller(self) -> Caller:
         settings = self.services.settings
         client = validation.client_id(self.header("Client-ID"), strict_uuid=settings.client_id_uuid_strict)
-        project = validation.project_id(self.header("X-Project-ID"), settings.limits)
+        project = validation.project_id(self.project, settings.limits)
         return Caller(project=project, client_id=client)
 
     def field(self, name: str, default: Any = None, *, required: bool = False) -> Any:
@@ -106,8 +108,12 @@ Reply = tuple[int, Any]
 
 
 def _authenticate(frame: Frame) -> Reply:
-    project = validation.project_id(frame.header("X-Project-ID"), frame.services.settings.limits)
-    frame.services.connections.authenticate(frame.connection_id, project=project)
+    try:
+        identity = auth.identify(frame.services, frame.headers, method="GET", path="/v2")
+    except errors.Unauthorized as exc:
+        raise errors.Unauthorized(f"Authentication failed. {exc.description}") from None
+    project = validation.project_id(identity.project, frame.services.settings.limits)
+    frame.services.connections.authenticate(frame.connection_id, project=project, expires=identity.expires)
     return 200, {"message": "Authentified."}
 
 
@@ -309,6 +315,39 @@ ACTIONS: dict[str, Callable[[Frame], Reply]] = {
 }
 
 
+# -- who may do what over a connection -------------------------------------------------
+
+# The REST method each message action maps to, for pre-signed frames (as upstream).
+SIGNED_ACTIONS = {"message_list": "GET", "message_get": "GET", "message_get_many": "GET", "message_post": "POST",
+                  "message_delete": "DELETE", "message_delete_many": "DELETE"}
+
+
+class AuthenticationExpired(errors.Unauthorized):
+    pass
+
+
+def _project(services: Services, connection_id: str, frame: Frame, action: str) -> str | None:
+    """The tenant a frame acts for, from its signed headers, its own headers (noauth) or the connection."""
+    if "url-signature" in frame.headers:
+        method = SIGNED_ACTIONS.get(action)
+        if method is None:
+            raise errors.Forbidden("Pre-signed frames may only use message actions.")
+        queue = frame.body.get("queue_name")
+        path = f"/v2/queues/{queue}/messages"
+        return auth.identify(services, frame.headers, method=method, path=path).project
+    if services.settings.auth_strategy == "noauth":
+        return frame.header("X-Project-ID")
+    connection = services.connections.get(connection_id)
+    if connection is None or not connection.authenticated:
+        raise errors.Forbidden("Not authentified: send an authenticate frame with X-Auth-Token first.")
+    if connection.expires is not None and connection.expires <= time.time():
+        raise AuthenticationExpired("Authentication expired.")
+    claimed = frame.header("X-Project-ID")
+    if claimed and claimed != connection.project:
+        raise errors.Forbidden("X-Project-ID is not the project this connection authenticated for.")
+    return connection.project
+
+
 # -- envelope -------------------------------------------------------------------------
 
 
@@ -343,7 +382,10 @@ def answer(services: Services, connection_id: str, text: str) -> str:
     if action is None:
         return _failure(request, errors.Invalid(f"Invalid action: {str(request.get('action'))[:64]!r}."))
     try:
-        status, body = action(Frame(services, connection_id, request))
+        frame = Frame(services, connection_id, request)
+        if name != "authenticate":
+            frame.project = _project(services, connection_id, frame, str(name))
+        status, body = action(frame)
     except errors.ServiceError as exc:
         if exc.status >= 500:
             log.warning("websocket %s: %s", request.get("action"), exc.description)
@@ -365,6 +407,8 @@ def on_message(services: Services, sender: Sender, connection_id: str, text: str
     reply = answer(services, connection_id, text)
     if not sender.send(connection_id, reply):
         on_disconnect(services, connection_id)  # gone: clean up now rather than retry
+    elif '"exception":"AuthenticationExpired"' in reply:
+        sender.close(connection_id)  # as upstream closes at token expiry (API Gateway sets no close code)
 
 
 def on_disconnect(services: Services, connection_id: str) -> None:

@@ -1,0 +1,51 @@
+"""``POST /v2/queues/{q}/share``: pre-signed URLs a holder can use without a token."""
+
+from __future__ import annotations
+
+import calendar
+import time
+from typing import Any
+
+from chalicelib import errors
+from chalicelib.api import signing, validation
+from chalicelib.api.context import Caller, Services
+
+RESOURCES = ("messages", "subscriptions", "claims")
+METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH")
+DEFAULT_LIFETIME_S = 24 * 3600
+
+
+def share(services: Services, caller: Caller, queue: str, body: Any) -> dict[str, Any]:
+    validation.queue_name(queue, services.settings.limits)
+    key = services.settings.signing_key
+    if key is None:
+        raise errors.Invalid("Pre-signed URLs need a SIGNING_KEY, which this deployment does not set.")
+    body = validation.json_object(body if body is not None else {}, "share request")
+    unknown = set(body) - {"paths", "methods", "expires"}
+    if unknown:
+        raise errors.InvalidBody(f"Unknown share option(s): {', '.join(sorted(unknown))}; use paths, methods, expires.")
+    paths = body.get("paths", ["messages"])
+    if not isinstance(paths, list) or not paths or not all(p in RESOURCES for p in paths):
+        raise errors.InvalidBody(f"paths must be a non-empty list of {', '.join(RESOURCES)}.")
+    methods = body.get("methods", ["GET"])
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and m.upper() in METHODS
+                                                               for m in methods):
+        raise errors.InvalidBody(f"methods must be a non-empty list of {', '.join(METHODS)}.")
+    expires = body.get("expires")
+    now = time.time()
+    if expires is None:
+        expires_at = now + DEFAULT_LIFETIME_S
+    else:
+        if not isinstance(expires, str):
+            raise errors.InvalidBody('expires must be an ISO 8601 time such as "2030-01-01T00:00:00".')
+        try:
+            expires_at = float(calendar.timegm(time.strptime(expires[:19], "%Y-%m-%dT%H:%M:%S")))
+        except ValueError:
+            raise errors.InvalidBody(f"expires {expires[:40]!r} is not an ISO 8601 time.") from None
+        if expires_at <= now:
+            raise errors.InvalidBody("expires must be in the future.")
+    full = [f"/v2/queues/{queue}/{p}" for p in paths]
+    signed = signing.sign(key, project=caller.project, paths=full, methods=[m.upper() for m in methods],
+                          expires_ms=int(expires_at * 1000))
+    return {"project": caller.project, "paths": signed.paths, "methods": signed.methods,
+            "expires": signed.expires, "signature": signed.signature}
