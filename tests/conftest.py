@@ -21,6 +21,7 @@ from chalicelib import runtime
 from chalicelib.api.context import Caller, Services
 from chalicelib.config import Settings
 from chalicelib.events.model import RecordingSink
+from tests.keystone_server import Keystone
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 ENCRYPTION_KEY = "test-encryption-key"
@@ -188,3 +189,17 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystone]:
+    """A real Keystone, once per run (see tests/keystone_server.py)."""
+    from tests import keystone_server
+
+    if not keystone_server.available():
+        if IN_CI:
+            pytest.fail("the Keystone virtualenv (.venv-keystone) is missing: make test creates it")
+        pytest.skip("no .venv-keystone: run make test (it installs keystone==30.0.0) to run these")
+    server = keystone_server.start(tmp_path_factory.mktemp("keystone"))
+    yield server
+    server.stop()

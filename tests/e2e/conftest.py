@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.keystone_server import Keystone
+
 ROOT = Path(__file__).resolve().parents[2]
 SIGNING_KEY = "e2e-signing-key"
 
@@ -48,8 +50,7 @@ class Stack:
     aws: str
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
+def _start_stack(tmp: Path, redis_url: str, **extra: str) -> Iterator[Stack]:
     port, ws_port, moto_port = _free_port(), _free_port(), _free_port()
     env = {
         **os.environ,
@@ -58,9 +59,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         "MOTO_PORT": str(moto_port),
         "WEBHOOK_TIMEOUT": "1",
         "SIGNING_KEY": SIGNING_KEY,
-        "DATA_DIR": str(tmp_path_factory.mktemp("stack")),
+        "DATA_DIR": str(tmp),
         "POOL_URL": redis_url,
         "WORKERS": "2",
+        **extra,
     }
     for name in ("CATALOG_URL", "AWS_ENDPOINT_URL", "EVENT_STREAM", "RETRY_QUEUE"):
         env.pop(name, None)
@@ -78,6 +80,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
+    yield from _start_stack(tmp_path_factory.mktemp("stack"), redis_url)
+
+
+@pytest.fixture(scope="session")
+def keystone_stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, keystone: Keystone) -> Iterator[Stack]:
+    """The local stack with AUTH_STRATEGY=keystone against the test Keystone."""
+    from tests.keystone_server import PASSWORD
+
+    yield from _start_stack(
+        tmp_path_factory.mktemp("keystone-stack"), redis_url, AUTH_STRATEGY="keystone", KEYSTONE_URL=keystone.url,
+        KEYSTONE_USERNAME="zaqar", KEYSTONE_PASSWORD=PASSWORD, KEYSTONE_PROJECT="service",
+    )
 
 
 @pytest.fixture

@@ -86,3 +86,30 @@ def test_python_zaqarclient_full_round_trip(stack_url: str, project: str) -> Non
     assert [q.name for q in listed_queues] == ["zc-queue"] and count == 1
     queue.delete()
     assert [q.name for q in cli.queues()[0]] == []
+
+
+@pytest.mark.keystone
+def test_python_zaqarclient_through_keystone(keystone_stack: Any, keystone: Any, redis_url: str) -> None:
+    from zaqarclient.queues.v2 import client
+
+    from tests.conftest import _delete_project_keys
+    from tests.keystone_server import PASSWORD
+
+    options = {"os_auth_url": f"{keystone.url}/v3", "os_username": "alice", "os_password": PASSWORD,
+               "os_project_name": "alpha", "os_user_domain_name": "Default", "os_project_domain_name": "Default"}
+    cli = client.Client(keystone_stack.http, version=2, conf={"auth_opts": {"backend": "keystone", "options": options}})
+    try:
+        queue = cli.queue("ks-queue", force_create=True)
+        queue.post([{"body": {"via": "keystone"}}])
+        claimed = list(queue.claim(ttl=60, grace=60, limit=5))
+        assert [m.body for m in claimed] == [{"via": "keystone"}]
+        for message in claimed:
+            message.delete()
+        assert queue.stats["messages"]["total"] == 0
+        queue.delete()
+        anonymous = client.Client(keystone_stack.http, version=2,
+                                  conf={"auth_opts": {"backend": "noauth", "options": {"os_project_id": "alpha"}}})
+        with pytest.raises(Exception, match="401"):
+            list(anonymous.queues()[0])
+    finally:
+        _delete_project_keys(redis_url, keystone.projects["alpha"])

@@ -18,22 +18,11 @@ from chalicelib.api import signing
 from chalicelib.api.context import Services
 from chalicelib.transport import auth
 from tests import keystone_server
-from tests.conftest import IN_CI, _delete_project_keys, make_settings
+from tests.conftest import _delete_project_keys, make_settings
 from tests.keystone_server import PASSWORD, Keystone
 
 pytestmark = pytest.mark.keystone
 SIGNING_KEY = "keystone-test-signing-key"
-
-
-@pytest.fixture(scope="session")
-def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystone]:
-    if not keystone_server.available():
-        if IN_CI:
-            pytest.fail("the Keystone virtualenv (.venv-keystone) is missing: make test creates it")
-        pytest.skip("no .venv-keystone: run make test (it installs keystone==30.0.0) to run these")
-    server = keystone_server.start(tmp_path_factory.mktemp("keystone"))
-    yield server
-    server.stop()
 
 
 def keystone_settings(tmp_path: Path, redis_url: str, keystone: Keystone) -> dict[str, str]:
