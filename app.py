@@ -59,4 +59,4 @@ def relay(event: Any) -> int:
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="housekeeping")
 def housekeeping(event: Any) -> dict[str, int]:
-    return lambdas.housekeeping()
+    return lambdas.housekeeping(app.websocket_api)

@@ -25,6 +25,9 @@ class Connection:
     """When the credentials the connection authenticated with expire (unix time)."""
 
 
+EXPIRIES = "zc:expiries"  # connection ids by when their authentication expires
+
+
 def _key(connection_id: str) -> str:
     return "zc:{" + connection_id + "}"
 
@@ -72,9 +75,19 @@ class ConnectionStore:
         with translated("record the authentication"):
             self._redis().hset(_key(connection_id), mapping={"auth": 1, "project": project,
                                                              "exp": "" if expires is None else expires})
+            if expires is not None:
+                self._redis().zadd(EXPIRIES, {connection_id: expires})
+
+    def expired(self, *, now: float, limit: int = 500) -> list[str]:
+        """Connections whose authentication expired, oldest first."""
+        from chalicelib.storage.redis.driver import translated
+
+        with translated("read expired connections"):
+            return list(self._redis().zrangebyscore(EXPIRIES, "-inf", now, start=0, num=limit))
 
     def close(self, connection_id: str) -> None:
         from chalicelib.storage.redis.driver import translated
 
         with translated("forget the connection"):
             self._redis().delete(_key(connection_id))
+            self._redis().zrem(EXPIRIES, connection_id)

@@ -56,7 +56,27 @@ def relay() -> int:
     return outbox_relay.run(runtime.services())
 
 
-def housekeeping() -> dict[str, int]:
+def housekeeping(websocket_api: WebsocketAPI) -> dict[str, int]:
     from chalicelib.api import housekeeping as sweep
 
-    return sweep.run(runtime.services())
+    services = runtime.services()
+    counts = sweep.run(services)
+    counts["connections_expired"] = close_expired_connections(websocket_api)
+    return counts
+
+
+def close_expired_connections(websocket_api: WebsocketAPI) -> int:
+    """Close websocket connections whose token expired (upstream closes them at expiry)."""
+    import time
+
+    from chalicelib.transport import websocket
+
+    services = runtime.services()
+    expired = services.connections.expired(now=time.time())
+    sender = ChaliceSender(websocket_api) if notifier(websocket_api)._pusher is not None else None
+    for connection_id in expired:
+        if sender is not None:
+            sender.send(connection_id, '{"error": "Authentication expired."}')
+            sender.close(connection_id)
+        websocket.on_disconnect(services, connection_id)
+    return len(expired)

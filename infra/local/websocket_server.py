@@ -197,13 +197,16 @@ def _deliveries(app_module: Any, stop: threading.Event) -> None:
         return
     stream = StreamPump(boto3.client("kinesis"), settings.event_stream, app_module.deliver, from_start=False)
     retries = QueuePump(boto3.client("sqs"), settings.retry_queue, app_module.retry)
-    next_relay = 0.0
+    next_relay = next_sweep = 0.0
     while not stop.is_set():
         try:
             busy = stream.poll() + retries.poll()
             if time.monotonic() >= next_relay:
                 relay.run(runtime.services(), deadline_s=5)
                 next_relay = time.monotonic() + 1.0
+            if time.monotonic() >= next_sweep:  # the housekeeping schedule
+                app_module.housekeeping({}, LambdaContext("housekeeping"))
+                next_sweep = time.monotonic() + 10.0
         except Exception:  # keep delivering: log what a real Lambda would have logged
             log.exception("local delivery loop")
             busy = 0

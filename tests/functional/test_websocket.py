@@ -258,3 +258,21 @@ def test_a_connection_gone_before_its_reply_is_cleaned_up(ws: Ws, services: Serv
         {"action": "queue_list", "headers": ws.headers, "body": {}})), LambdaContext())
     assert services.connections.get(ws.id) is None
     assert services.subscriptions.delete_for_connection(ws.id) == []
+
+
+def test_housekeeping_closes_connections_whose_authentication_expired(ws: Ws, services: Services) -> None:
+    import time
+
+    from chalicelib.transport import lambdas
+
+    ws("subscription_create", {"queue_name": "q"})
+    services.connections.authenticate(ws.id, project=ws.headers["X-Project-ID"], expires=time.time() - 1)
+    lambdas.reset()
+    try:
+        assert lambdas.close_expired_connections(app_module.app.websocket_api) == 1
+    finally:
+        lambdas.reset()
+    assert ws.management.deleted == [ws.id]
+    assert json.loads(ws.management.sent[ws.id][-1]) == {"error": "Authentication expired."}
+    assert services.connections.get(ws.id) is None
+    assert services.subscriptions.delete_for_connection(ws.id) == []
