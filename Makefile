@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test check bench bench-notify bench-upstream clean
+.PHONY: run test check bench bench-budget bench-notify bench-upstream clean
 KEYSTONE_VENV := .venv-keystone
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -33,6 +33,10 @@ bench: $(STAMP)
 ## bench-notify: post-to-delivery latency of webhook notifications in the local stack
 bench-notify: $(STAMP)
 	$(BIN)/python -m bench.notify_latency
+
+## bench-budget: deployment package size and cold-start import time
+bench-budget: $(STAMP)
+	$(BIN)/python -m bench.budget
 
 ## bench-upstream: the same benchmark, also run against upstream Zaqar 23.0.1 under uWSGI (4 processes)
 UPSTREAM := .venv-upstream

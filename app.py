@@ -57,6 +57,12 @@ def relay(event: Any) -> int:
     return lambdas.relay()
 
 
+@app.lambda_function(name="migrate")
+def migrate(event: Any, context: Any) -> dict[str, str]:
+    """Bring the catalog schema up to date (deploy step; prod sets CATALOG_AUTO_MIGRATE=false)."""
+    return lambdas.migrate()
+
+
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="housekeeping")
 def housekeeping(event: Any) -> dict[str, int]:
     return lambdas.housekeeping(app.websocket_api)

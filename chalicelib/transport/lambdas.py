@@ -80,3 +80,14 @@ def close_expired_connections(websocket_api: WebsocketAPI) -> int:
             sender.close(connection_id)
         websocket.on_disconnect(services, connection_id)
     return len(expired)
+
+
+def migrate() -> dict[str, str]:
+    from chalicelib.storage.catalog import Catalog
+
+    catalog = Catalog(runtime.services().settings.catalog_url)
+    try:
+        catalog.migrate()
+    finally:
+        catalog.close()
+    return {"catalog": "migrated"}

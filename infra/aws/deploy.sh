@@ -49,6 +49,13 @@ aws lambda update-event-source-mapping --uuid "$(aws lambda list-event-source-ma
   --function-name "zaqar-serverless-$stage-deliver" --query 'EventSourceMappings[0].UUID' --output text)" \
   --bisect-batch-on-function-error --maximum-retry-attempts 10 >/dev/null
 
+rest_api=$($py -c "import json; d=json.load(open('.chalice/deployed/$stage.json')); print(next(r['rest_api_id'] for r in d['resources'] if r.get('resource_type') == 'rest_api'))")
+# API Gateway answers unknown routes 403 "Missing Authentication Token": answer 404 in Zaqar's format
+aws apigateway put-gateway-response --rest-api-id "$rest_api" --response-type MISSING_AUTHENTICATION_TOKEN \
+  --status-code 404 --response-templates '{"application/json": "{\"title\": \"Not found\", \"description\": \"No resource at $context.path.\"}"}' >/dev/null
+aws apigateway create-deployment --rest-api-id "$rest_api" --stage-name v1 >/dev/null
+aws lambda invoke --function-name "zaqar-serverless-$stage-migrate" /dev/null >/dev/null
+
 echo "5/5 done"
 echo "REST:      ${rest_url}"
 echo "websocket: wss://${ws_api}.execute-api.${region}.amazonaws.com/v1"
