@@ -105,6 +105,8 @@ class Settings:
     keystone_project_domain: str = "Default"
     keystone_timeout: float = 5.0
     keystone_cache_ttl: float = 60.0
+    request_log: bool = True
+    """One structured line (and CloudWatch metrics) per request on stdout."""
     limits: Limits = dataclasses.field(default_factory=Limits)
 
     @classmethod
@@ -164,6 +166,7 @@ class Settings:
             keystone_project_domain=env.get("KEYSTONE_PROJECT_DOMAIN") or "Default",
             keystone_timeout=float(_int(env, "KEYSTONE_TIMEOUT", 5)),
             keystone_cache_ttl=float(_int(env, "KEYSTONE_CACHE_TTL", 60)),
+            request_log=_bool(env, "REQUEST_LOG", True),
             limits=limits,
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from urllib.parse import urlencode
 
 from chalice.app import Blueprint, Request, Response
 
-from chalicelib import errors, runtime
+from chalicelib import errors, observability, runtime
 from chalicelib.api import claims, health, messages, queues, share, subscriptions, validation
 from chalicelib.api.context import Caller, Services
 from chalicelib.transport import auth, home, render
@@ -42,6 +43,7 @@ def error_response(exc: errors.ServiceError) -> Response:
 def _zaqar(view: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
+        started = time.perf_counter()
         try:
             response = view(*args, **kwargs)
         except errors.ServiceError as exc:
@@ -50,9 +52,22 @@ def _zaqar(view: Callable[..., Response]) -> Callable[..., Response]:
             response = error_response(exc)
         request_id = _request().context.get("requestId") or getattr(bp.lambda_context, "aws_request_id", None)
         response.headers["X-Openstack-Request-Id"] = f"req-{request_id or uuid.uuid4()}"
+        _log_request(view.__name__, response.status_code, started, request_id, kwargs.get("queue_name"))
         return response
 
     return wrapper
+
+
+def _log_request(operation: str, status: int, started: float, request_id: str | None, queue: str | None) -> None:
+    try:
+        services = runtime.services()
+    except errors.ServiceError:
+        return  # nothing configured to log with
+    if services.settings.request_log:
+        observability.emit(observability.request_record(
+            transport="rest", operation=operation, status=status, latency_ms=(time.perf_counter() - started) * 1000,
+            request_id=request_id, project=_header("x-project-id"), queue=queue,
+        ))
 
 
 def _request() -> Request:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from chalicelib import errors
+from chalicelib import errors, observability
 from chalicelib.api import claims, messages, queues, subscriptions, validation
 from chalicelib.api.context import Caller, Services
 from chalicelib.transport import auth, render
@@ -404,11 +404,29 @@ def on_connect(services: Services, connection_id: str, source_ip: str) -> None:
 
 
 def on_message(services: Services, sender: Sender, connection_id: str, text: str) -> None:
+    started = time.perf_counter()
     reply = answer(services, connection_id, text)
+    if services.settings.request_log:
+        _log_frame(reply, started, connection_id)
     if not sender.send(connection_id, reply):
         on_disconnect(services, connection_id)  # gone: clean up now rather than retry
     elif '"exception":"AuthenticationExpired"' in reply:
         sender.close(connection_id)  # as upstream closes at token expiry (API Gateway sets no close code)
+
+
+def _log_frame(reply: str, started: float, connection_id: str) -> None:
+    try:
+        envelope = json.loads(reply)
+        request = envelope.get("request") or {}
+        headers = {str(k).lower(): v for k, v in (request.get("headers") or {}).items()}
+        status = int(envelope["headers"]["status"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return
+    observability.emit(observability.request_record(
+        transport="websocket", operation=str(request.get("action")), status=status,
+        latency_ms=(time.perf_counter() - started) * 1000, request_id=connection_id,
+        project=headers.get("x-project-id"), queue=(request.get("body") or {}).get("queue_name"),
+    ))
 
 
 def on_disconnect(services: Services, connection_id: str) -> None:

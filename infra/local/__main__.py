@@ -99,7 +99,8 @@ def main() -> int:
         env["POOL_URL"] = redis_server.url
     env.setdefault("MESSAGE_ENCRYPTION_KEY", _secret(data_dir, "encryption.key"))
     env.setdefault("SIGNING_KEY", _secret(data_dir, "signing.key"))
-    env.setdefault("WEBHOOK_ALLOW_LOOPBACK", "true")  # so people can test webhooks on their own machine
+    env.setdefault("WEBHOOK_ALLOW_LOOPBACK", "true")
+    env.setdefault("REQUEST_LOG", "false")  # a terminal, not CloudWatch  # so people can test webhooks on their own machine
     env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
     ws_port = int(env.get("WS_PORT") or 9000)
     env.setdefault("WEBSOCKET_API_ID", "local")

@@ -183,6 +183,15 @@ class WebsocketGateway:
             await server.serve_forever()
 
 
+def _scheduled_event() -> dict[str, Any]:
+    """What EventBridge sends a scheduled Lambda."""
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/housekeeping"], "detail": {},
+    }
+
+
 def _deliveries(app_module: Any, stop: threading.Event) -> None:
     """Lambda's event source mappings and the relay schedule, run in this process so that
     deliveries can push to the sockets it holds."""
@@ -205,8 +214,8 @@ def _deliveries(app_module: Any, stop: threading.Event) -> None:
                 relay.run(runtime.services(), deadline_s=5)
                 next_relay = time.monotonic() + 1.0
             if time.monotonic() >= next_sweep:  # the housekeeping schedule
-                app_module.housekeeping({}, LambdaContext("housekeeping"))
                 next_sweep = time.monotonic() + 10.0
+                app_module.housekeeping(_scheduled_event(), LambdaContext("housekeeping"))
         except Exception:  # keep delivering: log what a real Lambda would have logged
             log.exception("local delivery loop")
             busy = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.functional.conftest import PATCH_TYPE, Api
 
 RESERVED = {
@@ -177,3 +179,21 @@ def test_every_response_carries_a_request_id(api: Api) -> None:
     assert ok.headers["x-openstack-request-id"].startswith("req-")
     assert failed.headers["x-openstack-request-id"].startswith("req-")
     assert ok.headers["x-openstack-request-id"] != failed.headers["x-openstack-request-id"]
+
+
+def test_each_request_leaves_one_structured_line_with_metrics_and_no_bodies(
+    api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    capsys.readouterr()
+    api.post("/v2/queues/logged/messages", {"messages": [{"body": {"secret": "do-not-log"}}]})
+    api.get("/v2/queues/missing")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    post, missing = lines[-2], lines[-1]
+    assert (post["Operation"], post["status"], post["queue"], post["project"]) == (
+        "message_post", 201, "logged", api.project)
+    assert post["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ZaqarServerless"
+    assert post["Latency"] >= 0 and post["Errors"] == 0
+    assert (missing["status"], missing["Errors"], missing["ServerErrors"]) == (404, 1, 0)
+    assert "do-not-log" not in json.dumps(lines)
