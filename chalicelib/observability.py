@@ -10,6 +10,7 @@ bodies and tokens are never part of it.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from typing import Any, TextIO
@@ -41,3 +42,31 @@ def request_record(*, transport: str, operation: str, status: int, latency_ms: f
 
 def emit(record: dict[str, Any], stream: TextIO | None = None) -> None:
     (stream or sys.stdout).write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+class JsonFormatter(logging.Formatter):
+    """Log records as one JSON object a line (CloudWatch Logs Insights reads the fields)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "aws_request_id", None)
+        if request_id:
+            document["request_id"] = request_id
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, separators=(",", ":"))
+
+
+def configure_logging() -> None:
+    """JSON lines on Lambda's log handler (or stderr), INFO and up."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    for handler in root.handlers:
+        handler.setFormatter(JsonFormatter())
+    root.setLevel(logging.INFO)

@@ -56,7 +56,12 @@ def services() -> Services:
     if _services is None:
         with _lock:
             if _services is None:
-                _services = build(get_settings())
+                settings = get_settings()
+                if settings.request_log:
+                    from chalicelib.observability import configure_logging
+
+                    configure_logging()
+                _services = build(settings)
     return _services
 
 

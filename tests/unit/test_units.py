@@ -113,3 +113,14 @@ def test_mongodb_pools_refuse_a_standalone_server_unless_told_durability_is_not_
     MongoStore(client=_Client({}), database="d", unreliable=True)
     assert _without_unreliable("mongodb://h:27017/zaqar?unreliable=true&w=majority") == (
         "mongodb://h:27017/zaqar?w=majority", True)
+
+
+def test_log_records_are_json_lines() -> None:
+    import json
+    import logging
+
+    from chalicelib.observability import JsonFormatter
+
+    record = logging.LogRecord("zaqar", logging.WARNING, __file__, 1, "pool %s is slow", ("p1",), None)
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["level"], line["logger"], line["message"]) == ("WARNING", "zaqar", "pool p1 is slow")
