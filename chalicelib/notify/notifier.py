@@ -39,7 +39,7 @@ SYSTEM_CLIENT = "00000000-0000-4000-8000-00000000000a"
 class Job:
     """One delivery: a message (or a confirmation) for one subscription."""
 
-    kind: str  # "notification" | "confirmation"
+    kind: str  # "notification" | "confirmation" | "unsubscribe"
     event_id: str
     project: str
     queue: str
@@ -124,6 +124,11 @@ class Notifier:
         ):
             sid = str(event.data["id"])
             self.start(Job("confirmation", event.id, event.project, event.queue, sid, {}), wait_s=0)
+        elif event.type == "subscription.unconfirmed" and not str(event.data.get("subscriber", "")).startswith(
+            "websocket:"
+        ):
+            sid = str(event.data["id"])
+            self.start(Job("unsubscribe", event.id, event.project, event.queue, sid, {}), wait_s=0)
 
     def _wants_confirmation(self, subscription: dict[str, Any]) -> bool:
         subscriber = str(subscription.get("subscriber", ""))
@@ -189,6 +194,14 @@ class Notifier:
     def _payload(self, job: Job, subscription: Subscription) -> dict[str, Any]:
         if job.kind == "confirmation":
             return self.confirmation(job.project, job.queue, subscription)
+        if job.kind == "unsubscribe":
+            document = self.confirmation(job.project, job.queue, subscription)
+            document.update({
+                "Message_Type": "UnsubscribeConfirmation",
+                "Message": f"You have unsubscribed successfully to the queue: {job.queue}, "
+                           "you can resubscribe it by using confirmed=True.",
+            })
+            return document
         body = job.message.get("body")
         if job.encrypted and self.settings.message_encryption_key is not None:
             body = json.loads(crypto.decrypt(self.settings.message_encryption_key, str(body)))
@@ -241,7 +254,11 @@ class Notifier:
             return webhook.Outcome("failed", "no SES_SENDER is configured for email notifications")
         parts = urlsplit(subscription.subscriber)
         query = parse_qs(parts.query)
-        if job.kind == "confirmation":
+        if job.kind == "unsubscribe":
+            subject = f"You unsubscribed from queue {job.queue}"
+            text = str(payload["Message"]) + f"\n\nTo subscribe again, PUT {payload['WSGISubscribeURL']} with " \
+                '{"confirmed": true} and the URL-* headers of your confirmation.'
+        elif job.kind == "confirmation":
             subject = f"Confirm your subscription to queue {job.queue}"
             text = (f"You have chosen to subscribe to the queue: {job.queue}.\n\nTo confirm, send\n"
                     f"PUT {payload['WSGISubscribeURL']}\nwith the body {{\"confirmed\": true}} and these headers:\n"

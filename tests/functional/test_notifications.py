@@ -254,6 +254,13 @@ def test_confirmation_is_sent_signed_and_the_signed_confirm_works_where_a_tamper
             flow.drain()
             bodies = [r.json.get("body") for r in hook.wait_for(2)]
             assert bodies == [None, "after confirming"]
+            assert api.put(path, {"confirmed": False}, headers=signed).status == 204
+            flow.drain()
+            farewell = hook.wait_for(3)[-1].json
+            assert farewell["Message_Type"] == "UnsubscribeConfirmation" and "unsubscribed" in farewell["Message"]
+            api.post_messages("orders", "after unsubscribing")
+            flow.drain()
+            assert len(hook.requests) == 3
 
 
 def test_email_confirmation_reaches_ses(aws: None, tmp_path: Path, redis_url: str, project: str) -> None:
