@@ -2,7 +2,7 @@
 
 Each view parses its input, makes one call into ``chalicelib.api`` and
 renders the result. Domain errors become Zaqar's ``{"title",
-"description"}`` bodies in :func:`_zaqar` (Chalice turns other exceptions
+"description"}`` bodies in :func:`zaqar_view` (Chalice turns other exceptions
 raised in a view into a 500 before any middleware could map them).
 """
 
@@ -40,7 +40,7 @@ def error_response(exc: errors.ServiceError) -> Response:
     return Response({"title": exc.title, "description": exc.description}, headers=headers, status_code=exc.status)
 
 
-def _zaqar(view: Callable[..., Response]) -> Callable[..., Response]:
+def zaqar_view(view: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         started = time.perf_counter()
@@ -48,9 +48,9 @@ def _zaqar(view: Callable[..., Response]) -> Callable[..., Response]:
             response = view(*args, **kwargs)
         except errors.ServiceError as exc:
             if exc.status >= 500:
-                log.warning("%s %s: %s", _request().method, _request().context.get("path"), exc.description)
+                log.warning("%s %s: %s", current_request().method, current_request().context.get("path"), exc.description)
             response = error_response(exc)
-        request_id = _request().context.get("requestId") or getattr(bp.lambda_context, "aws_request_id", None)
+        request_id = current_request().context.get("requestId") or getattr(bp.lambda_context, "aws_request_id", None)
         response.headers["X-Openstack-Request-Id"] = f"req-{request_id or uuid.uuid4()}"
         _log_request(view.__name__, response.status_code, started, request_id, kwargs.get("queue_name"))
         return response
@@ -66,49 +66,49 @@ def _log_request(operation: str, status: int, started: float, request_id: str | 
     if services.settings.request_log:
         observability.emit(observability.request_record(
             transport="rest", operation=operation, status=status, latency_ms=(time.perf_counter() - started) * 1000,
-            request_id=request_id, project=_header("x-project-id"), queue=queue,
+            request_id=request_id, project=header("x-project-id"), queue=queue,
         ))
 
 
-def _request() -> Request:
+def current_request() -> Request:
     request = bp.current_request
     assert request is not None
     return request
 
 
-def _services() -> Services:
+def current_services() -> Services:
     return runtime.services()
 
 
-def _header(name: str) -> str | None:
-    value: str | None = _request().headers.get(name)
+def header(name: str) -> str | None:
+    value: str | None = current_request().headers.get(name)
     return value
 
 
-def _param(name: str) -> str | None:
-    params = _request().query_params
+def param(name: str) -> str | None:
+    params = current_request().query_params
     if params is None:
         return None
     value: str | None = params.get(name)
     return value
 
 
-def _params() -> dict[str, str]:
-    params = _request().query_params
+def params_of() -> dict[str, str]:
+    params = current_request().query_params
     return {} if params is None else {key: str(params.get(key)) for key in params}
 
 
 def _raw() -> bytes:
-    raw = _request().raw_body
+    raw = current_request().raw_body
     if isinstance(raw, str):
         return raw.encode()
     return raw or b""
 
 
-def _body(optional: bool = False) -> tuple[Any, int]:
+def read_body(optional: bool = False) -> tuple[Any, int]:
     """The JSON body and its size in bytes; None for an empty optional body."""
     raw = _raw()
-    content_type = (_header("content-type") or "").lower()
+    content_type = (header("content-type") or "").lower()
     if raw and content_type.startswith("application/x-www-form-urlencoded"):
         raise errors.Invalid("Form-encoded bodies are not accepted: send JSON.")
     if not raw.strip():
@@ -121,27 +121,27 @@ def _body(optional: bool = False) -> tuple[Any, int]:
         raise errors.InvalidBody(f"The request body is not valid JSON: {exc}.") from None
 
 
-def _who(services: Services) -> tuple[Caller, auth.Identity]:
+def who(services: Services) -> tuple[Caller, auth.Identity]:
     """Check the headers every /v2 request needs and say who is asking, with what rights."""
-    accept = _header("accept")
+    accept = header("accept")
     if accept and not any(kind in accept for kind in (JSON, "*/*", "application/*", "json-home")):
         raise errors.NotAcceptable(f"This API only answers in {JSON}; Accept was {accept[:80]!r}.")
-    identity = auth.identify_request(services, _request())
-    client = validation.client_id(_header("client-id"), strict_uuid=services.settings.client_id_uuid_strict)
+    identity = auth.identify_request(services, current_request())
+    client = validation.client_id(header("client-id"), strict_uuid=services.settings.client_id_uuid_strict)
     project = validation.project_id(identity.project, services.settings.limits)
     return Caller(project=project, client_id=client), identity
 
 
-def _caller(services: Services) -> Caller:
-    return _who(services)[0]
+def caller_of(services: Services) -> Caller:
+    return who(services)[0]
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     merged: dict[str, str | list[str]] = {"Content-Type": JSON, **(headers or {})}
     return Response(body, headers=merged, status_code=status)
 
 
-def _empty(status: int = 204, headers: dict[str, str] | None = None) -> Response:
+def empty(status: int = 204, headers: dict[str, str] | None = None) -> Response:
     merged: dict[str, str | list[str]] = {**(headers or {})}
     return Response("", headers=merged, status_code=status)
 
@@ -150,40 +150,40 @@ def _empty(status: int = 204, headers: dict[str, str] | None = None) -> Response
 
 
 @bp.route("/", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def versions() -> Response:
-    return _json(home.VERSIONS, status=300)
+    return json_reply(home.VERSIONS, status=300)
 
 
 @bp.route("/v2", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def home_document() -> Response:
-    services = _services()
-    _caller(services)
+    services = current_services()
+    caller_of(services)
     document = home.document(admin=services.settings.admin_mode)
     headers: dict[str, str | list[str]] = {"Content-Type": "application/json-home", "Cache-Control": "max-age=86400"}
     return Response(document, headers=headers, status_code=200)
 
 
 @bp.route("/v2/ping", methods=["GET", "HEAD"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def ping() -> Response:
-    services = _services()
-    _caller(services)
-    if _request().method == "HEAD":
-        return _empty()
+    services = current_services()
+    caller_of(services)
+    if current_request().method == "HEAD":
+        return empty()
     if health.ping(services):
-        return _empty()
+        return empty()
     return error_response(errors.Unavailable("A storage backend does not answer."))
 
 
 @bp.route("/v2/health", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def health_report() -> Response:
-    services = _services()
+    services = current_services()
     auth.require_admin_mode(services)
-    auth.require_admin(_who(services)[1])
-    return _json(health.health(services))
+    auth.require_admin(who(services)[1])
+    return json_reply(health.health(services))
 
 
 # -- queues ------------------------------------------------------------------
@@ -192,12 +192,12 @@ _QUEUE_LIST_OPTIONS = {"marker", "limit", "detailed", "name", "with_count"}
 
 
 @bp.route("/v2/queues", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def queue_list() -> Response:
-    services = _services()
-    caller = _caller(services)
+    services = current_services()
+    caller = caller_of(services)
     limits = services.settings.limits
-    params = _params()
+    params = params_of()
     limit = validation.query_int(params.get("limit"), "limit", limits.default_queues_per_page, 1, limits.max_queues_per_page)
     detailed = validation.query_bool(params.get("detailed"), "detailed", False)
     with_count = validation.query_bool(params.get("with_count"), "with_count", False)
@@ -220,100 +220,100 @@ def queue_list() -> Response:
     body: dict[str, Any] = {"queues": items, "links": links}
     if page.count:
         body["count"] = page.count
-    return _json(body)
+    return json_reply(body)
 
 
 @bp.route("/v2/queues/{queue_name}", methods=["PUT"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def queue_create(queue_name: str) -> Response:
-    services = _services()
-    caller = _caller(services)
-    metadata, size = _body(optional=True)
+    services = current_services()
+    caller = caller_of(services)
+    metadata, size = read_body(optional=True)
     outcome = queues.queue_create(services, caller, queue_name, metadata, size=size)
-    return _empty(201 if outcome.value else 204, {"Location": render.queue_path(queue_name)})
+    return empty(201 if outcome.value else 204, {"Location": render.queue_path(queue_name)})
 
 
 @bp.route("/v2/queues/{queue_name}", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def queue_get(queue_name: str) -> Response:
-    services = _services()
-    return _json(queues.queue_get(services, _caller(services), queue_name))
+    services = current_services()
+    return json_reply(queues.queue_get(services, caller_of(services), queue_name))
 
 
 @bp.route("/v2/queues/{queue_name}", methods=["PATCH"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def queue_update(queue_name: str) -> Response:
-    services = _services()
-    caller = _caller(services)
-    queues.check_patch_media_type(_header("content-type"))  # before the body, as upstream
-    patch, size = _body()
+    services = current_services()
+    caller = caller_of(services)
+    queues.check_patch_media_type(header("content-type"))  # before the body, as upstream
+    patch, size = read_body()
     outcome = queues.queue_update(services, caller, queue_name, patch, size=size)
-    return _json(outcome.value)
+    return json_reply(outcome.value)
 
 
 @bp.route("/v2/queues/{queue_name}", methods=["DELETE"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def queue_delete(queue_name: str) -> Response:
-    services = _services()
-    queues.queue_delete(services, _caller(services), queue_name)
-    return _empty()
+    services = current_services()
+    queues.queue_delete(services, caller_of(services), queue_name)
+    return empty()
 
 
 @bp.route("/v2/queues/{queue_name}/stats", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def queue_stats(queue_name: str) -> Response:
-    services = _services()
-    return _json(render.stats(queue_name, queues.queue_stats(services, _caller(services), queue_name)))
+    services = current_services()
+    return json_reply(render.stats(queue_name, queues.queue_stats(services, caller_of(services), queue_name)))
 
 
 @bp.route("/v2/queues/{queue_name}/purge", methods=["POST"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def queue_purge(queue_name: str) -> Response:
-    services = _services()
-    caller = _caller(services)
-    body, _size = _body(optional=True)
+    services = current_services()
+    caller = caller_of(services)
+    body, _size = read_body(optional=True)
     queues.queue_purge(services, caller, queue_name, body)
-    return _empty()
+    return empty()
 
 
 @bp.route("/v2/queues/{queue_name}/share", methods=["POST"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def queue_share(queue_name: str) -> Response:
-    services = _services()
-    caller, identity = _who(services)
+    services = current_services()
+    caller, identity = who(services)
     if identity.signed:
         raise errors.Forbidden("A pre-signed URL cannot be used to make others.")
-    body, _size = _body(optional=True)
-    return _json(share.share(services, caller, queue_name, body))
+    body, _size = read_body(optional=True)
+    return json_reply(share.share(services, caller, queue_name, body))
 
 
 # -- messages ------------------------------------------------------------------
 
 
 @bp.route("/v2/queues/{queue_name}/messages", methods=["POST"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def message_post(queue_name: str) -> Response:
-    services = _services()
-    caller = _caller(services)
-    body, size = _body()
+    services = current_services()
+    caller = caller_of(services)
+    body, size = read_body()
     ids = messages.message_post(services, caller, queue_name, body, size=size).value
     base = f"{render.queue_path(queue_name)}/messages"
-    return _json(
+    return json_reply(
         {"resources": [f"{base}/{mid}" for mid in ids]}, status=201, headers={"Location": f"{base}?ids={','.join(ids)}"}
     )
 
 
 @bp.route("/v2/queues/{queue_name}/messages", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def message_list(queue_name: str) -> Response:
-    services = _services()
-    caller = _caller(services)
+    services = current_services()
+    caller = caller_of(services)
     limits = services.settings.limits
-    params = _params()
+    params = params_of()
     if "ids" in params:
         ids = validation.query_ids(params["ids"], "ids", limits.max_messages_per_page)
         found = messages.message_get_many(services, caller, queue_name, ids)
-        return _json({"messages": [render.message(queue_name, m) for m in found]})
+        return json_reply({"messages": [render.message(queue_name, m) for m in found]})
     limit = validation.query_int(params.get("limit"), "limit", limits.default_messages_per_page, 1, limits.max_messages_per_page)
     echo = validation.query_bool(params.get("echo"), "echo", False)
     include_claimed = validation.query_bool(params.get("include_claimed"), "include_claimed", False)
@@ -330,73 +330,73 @@ def message_list(queue_name: str) -> Response:
         if include_delayed:
             query += "&include_delayed=true"
         links.append({"rel": "next", "href": f"{render.queue_path(queue_name)}/messages?{query}"})
-    return _json({"messages": [render.message(queue_name, m) for m in page.items], "links": links})
+    return json_reply({"messages": [render.message(queue_name, m) for m in page.items], "links": links})
 
 
 @bp.route("/v2/queues/{queue_name}/messages", methods=["DELETE"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def message_delete_many(queue_name: str) -> Response:
-    services = _services()
-    caller = _caller(services)
+    services = current_services()
+    caller = caller_of(services)
     limits = services.settings.limits
-    ids_raw, pop_raw = _param("ids"), _param("pop")
+    ids_raw, pop_raw = param("ids"), param("pop")
     if (ids_raw is None) == (pop_raw is None):
         raise errors.Invalid("Give either ids or pop (not both) to delete messages.")
     if pop_raw is not None:
         count = validation.query_int(pop_raw, "pop", 1, 1, limits.max_messages_per_claim_or_pop)
         popped = messages.message_pop(services, caller, queue_name, count).value
-        return _json({"messages": [render.popped(m) for m in popped]})
+        return json_reply({"messages": [render.popped(m) for m in popped]})
     assert ids_raw is not None
     ids = validation.query_ids(ids_raw, "ids", limits.max_messages_per_page)
     messages.message_delete_many(services, caller, queue_name, ids)
-    return _empty()
+    return empty()
 
 
 @bp.route("/v2/queues/{queue_name}/messages/{message_id}", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def message_get(queue_name: str, message_id: str) -> Response:
-    services = _services()
-    message = messages.message_get(services, _caller(services), queue_name, message_id)
-    return _json(render.message(queue_name, message))
+    services = current_services()
+    message = messages.message_get(services, caller_of(services), queue_name, message_id)
+    return json_reply(render.message(queue_name, message))
 
 
 @bp.route("/v2/queues/{queue_name}/messages/{message_id}", methods=["DELETE"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def message_delete(queue_name: str, message_id: str) -> Response:
-    services = _services()
-    caller = _caller(services)
-    messages.message_delete(services, caller, queue_name, message_id, claim_id=_param("claim_id") or None)
-    return _empty()
+    services = current_services()
+    caller = caller_of(services)
+    messages.message_delete(services, caller, queue_name, message_id, claim_id=param("claim_id") or None)
+    return empty()
 
 
 # -- claims ----------------------------------------------------------------------
 
 
 @bp.route("/v2/queues/{queue_name}/claims", methods=["POST"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def claim_create(queue_name: str) -> Response:
-    services = _services()
-    caller = _caller(services)
+    services = current_services()
+    caller = caller_of(services)
     limits = services.settings.limits
     limit = validation.query_int(
-        _param("limit"), "limit", limits.default_messages_per_claim, 1, limits.max_messages_per_claim_or_pop
+        param("limit"), "limit", limits.default_messages_per_claim, 1, limits.max_messages_per_claim_or_pop
     )
-    body, _size = _body(optional=True)
+    body, _size = read_body(optional=True)
     claim = claims.claim_create(services, caller, queue_name, body, limit=limit).value
     if claim is None:
-        return _empty()
+        return empty()
     rendered = [render.message(queue_name, m, claim_id=claim.id) for m in claim.messages]
-    return _json(
+    return json_reply(
         {"messages": rendered}, status=201, headers={"Location": f"{render.queue_path(queue_name)}/claims/{claim.id}"}
     )
 
 
 @bp.route("/v2/queues/{queue_name}/claims/{claim_id}", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def claim_get(queue_name: str, claim_id: str) -> Response:
-    services = _services()
-    claim = claims.claim_get(services, _caller(services), queue_name, claim_id)
-    return _json({
+    services = current_services()
+    claim = claims.claim_get(services, caller_of(services), queue_name, claim_id)
+    return json_reply({
         "age": claim.age,
         "ttl": claim.ttl,
         "href": f"{render.queue_path(queue_name)}/claims/{claim.id}",
@@ -405,21 +405,21 @@ def claim_get(queue_name: str, claim_id: str) -> Response:
 
 
 @bp.route("/v2/queues/{queue_name}/claims/{claim_id}", methods=["PATCH"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def claim_update(queue_name: str, claim_id: str) -> Response:
-    services = _services()
-    caller = _caller(services)
-    body, _size = _body(optional=True)
+    services = current_services()
+    caller = caller_of(services)
+    body, _size = read_body(optional=True)
     claims.claim_update(services, caller, queue_name, claim_id, body)
-    return _empty()
+    return empty()
 
 
 @bp.route("/v2/queues/{queue_name}/claims/{claim_id}", methods=["DELETE"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def claim_delete(queue_name: str, claim_id: str) -> Response:
-    services = _services()
-    claims.claim_delete(services, _caller(services), queue_name, claim_id)
-    return _empty()
+    services = current_services()
+    claims.claim_delete(services, caller_of(services), queue_name, claim_id)
+    return empty()
 
 
 # -- subscriptions -----------------------------------------------------------------
@@ -430,71 +430,71 @@ def _subscriptions_path(queue: str) -> str:
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions", methods=["POST"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def subscription_create(queue_name: str) -> Response:
-    services = _services()
-    caller = _caller(services)
-    body, _size = _body()
+    services = current_services()
+    caller = caller_of(services)
+    body, _size = read_body()
     sid, _created = subscriptions.subscription_create(services, caller, queue_name, body).value
     reply = {"subscription_id": sid}
     secret = subscriptions.signing_secret(services, sid)
     if secret is not None:
         reply["signing_secret"] = secret  # beyond upstream: lets the receiver verify X-Zaqar-Signature
-    return _json(reply, status=201, headers={"Location": _subscriptions_path(queue_name)})
+    return json_reply(reply, status=201, headers={"Location": _subscriptions_path(queue_name)})
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def subscription_list(queue_name: str) -> Response:
-    services = _services()
-    caller = _caller(services)
+    services = current_services()
+    caller = caller_of(services)
     limits = services.settings.limits
     limit = validation.query_int(
-        _param("limit"), "limit", limits.default_subscriptions_per_page, 1, limits.max_subscriptions_per_page
+        param("limit"), "limit", limits.default_subscriptions_per_page, 1, limits.max_subscriptions_per_page
     )
-    page = subscriptions.subscription_list(services, caller, queue_name, marker=_param("marker"), limit=limit)
+    page = subscriptions.subscription_list(services, caller, queue_name, marker=param("marker"), limit=limit)
     links = []
     if page.next_marker is not None:
         query = urlencode({"marker": page.next_marker, "limit": limit})
         links.append({"rel": "next", "href": f"{_subscriptions_path(queue_name)}?{query}"})
-    return _json({"subscriptions": [render.subscription(s) for s in page.items], "links": links})
+    return json_reply({"subscriptions": [render.subscription(s) for s in page.items], "links": links})
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["GET"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def subscription_get(queue_name: str, subscription_id: str) -> Response:
-    services = _services()
-    found = subscriptions.subscription_get(services, _caller(services), queue_name, subscription_id)
+    services = current_services()
+    found = subscriptions.subscription_get(services, caller_of(services), queue_name, subscription_id)
     reply = render.subscription(found)
     secret = subscriptions.signing_secret(services, found.id)
     if secret is not None:
         reply["signing_secret"] = secret
-    return _json(reply)
+    return json_reply(reply)
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["PATCH"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def subscription_update(queue_name: str, subscription_id: str) -> Response:
-    services = _services()
-    caller = _caller(services)
-    body, _size = _body()
+    services = current_services()
+    caller = caller_of(services)
+    body, _size = read_body()
     subscriptions.subscription_update(services, caller, queue_name, subscription_id, body)
-    return _empty(headers={"Location": f"{_subscriptions_path(queue_name)}/{subscription_id}"})
+    return empty(headers={"Location": f"{_subscriptions_path(queue_name)}/{subscription_id}"})
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["DELETE"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def subscription_delete(queue_name: str, subscription_id: str) -> Response:
-    services = _services()
-    subscriptions.subscription_delete(services, _caller(services), queue_name, subscription_id)
-    return _empty()
+    services = current_services()
+    subscriptions.subscription_delete(services, caller_of(services), queue_name, subscription_id)
+    return empty()
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm", methods=["PUT"], content_types=ANY)
-@_zaqar
+@zaqar_view
 def subscription_confirm(queue_name: str, subscription_id: str) -> Response:
-    services = _services()
-    caller = _caller(services)  # the confirm URL's signed headers are checked here
-    body, _size = _body()
+    services = current_services()
+    caller = caller_of(services)  # the confirm URL's signed headers are checked here
+    body, _size = read_body()
     subscriptions.subscription_confirm(services, caller, queue_name, subscription_id, body)
-    return _empty(headers={"Location": f"{_subscriptions_path(queue_name)}/{subscription_id}/confirm"})
+    return empty(headers={"Location": f"{_subscriptions_path(queue_name)}/{subscription_id}/confirm"})
