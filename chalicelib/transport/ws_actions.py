@@ -1,0 +1,298 @@
+"""The websocket actions: each is one call into ``chalicelib.api``, the same call REST makes.
+
+A :class:`Frame` is one request on a connection; the action reads its body
+fields (with the checks the websocket schema implies) and returns the
+status and body of the reply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib import errors
+from chalicelib.api import claims, messages, queues, subscriptions, validation
+from chalicelib.api.context import Caller, Services
+from chalicelib.transport import auth, render
+
+
+class Frame:
+    """One request on a connection, with what every action needs."""
+
+    def __init__(self, services: Services, connection_id: str, request: dict[str, Any],
+                 project: str | None = None) -> None:
+        self.services = services
+        self.connection_id = connection_id
+        self.request = request
+        self.project = project
+        headers = request.get("headers")
+        body = request.get("body", {})
+        if not isinstance(headers, dict):
+            raise errors.Invalid('The frame needs a "headers" object with Client-ID and X-Project-ID.')
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise errors.Invalid('The frame "body" must be a JSON object.')
+        self.headers: dict[str, Any] = {str(k).lower(): v for k, v in headers.items()}
+        self.body: dict[str, Any] = body
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name.lower())
+        return value if isinstance(value, str) else None
+
+    @property
+    def caller(self) -> Caller:
+        settings = self.services.settings
+        client = validation.client_id(self.header("Client-ID"), strict_uuid=settings.client_id_uuid_strict)
+        project = validation.project_id(self.project, settings.limits)
+        return Caller(project=project, client_id=client)
+
+    def field(self, name: str, default: Any = None, *, required: bool = False) -> Any:
+        if name not in self.body or self.body[name] is None:
+            if required:
+                raise errors.Invalid(f"{self.request.get('action')} needs {name} in its body.")
+            return default
+        return self.body[name]
+
+    def text(self, name: str) -> str:
+        value = self.field(name, required=True)
+        if not isinstance(value, str):
+            raise errors.Invalid(f"{name} must be a string.")
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self.field(name, default)
+        try:
+            return validation.integer(value, name, low, high)
+        except errors.InvalidBody as exc:
+            raise errors.Invalid(exc.description) from None
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.field(name, default)
+        if not isinstance(value, bool):
+            raise errors.Invalid(f"{name} must be true or false.")
+        return value
+
+    def ids(self, name: str) -> list[str]:
+        value = self.field(name, required=True)
+        limit = self.services.settings.limits.max_messages_per_page
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise errors.Invalid(f"{name} must be a non-empty list of ids.")
+        if len(value) > limit:
+            raise errors.Invalid(f"{name} may list at most {limit} ids.")
+        return value
+
+
+Reply = tuple[int, Any]
+
+
+# -- actions: one api call each ----------------------------------------------------
+
+
+def _authenticate(frame: Frame) -> Reply:
+    try:
+        identity = auth.identify(frame.services, frame.headers, method="GET", path="/v2")
+    except errors.Unauthorized as exc:
+        raise errors.Unauthorized(f"Authentication failed. {exc.description}") from None
+    project = validation.project_id(identity.project, frame.services.settings.limits)
+    frame.services.connections.authenticate(frame.connection_id, project=project, expires=identity.expires)
+    return 200, {"message": "Authentified."}
+
+
+def _queue_list(frame: Frame) -> Reply:
+    limits = frame.services.settings.limits
+    detailed = frame.flag("detailed", False)
+    page = queues.queue_list(
+        frame.services, frame.caller, marker=frame.field("marker"),
+        limit=frame.integer("limit", limits.default_queues_per_page, 1, limits.max_queues_per_page),
+        detailed=detailed, name=None, with_count=False, filters={},
+    )
+    items = [{"name": q.name, **({"metadata": q.metadata} if detailed else {})} for q in page.items]
+    body: dict[str, Any] = {"queues": items}
+    if page.next_marker is not None:
+        body["marker"] = page.next_marker
+    return 200, body
+
+
+def _queue_create(frame: Frame) -> Reply:
+    name = frame.text("queue_name")
+    metadata = frame.field("metadata", {})
+    size = len(json.dumps(metadata))
+    created = queues.queue_create(frame.services, frame.caller, name, metadata, size=size).value
+    return (201 if created else 204), f"Queue {name} created."
+
+
+def _queue_delete(frame: Frame) -> Reply:
+    name = frame.text("queue_name")
+    queues.queue_delete(frame.services, frame.caller, name)
+    return 204, f"Queue {name} removed."
+
+
+def _queue_get(frame: Frame) -> Reply:
+    return 200, queues.queue_get(frame.services, frame.caller, frame.text("queue_name"))
+
+
+def _queue_get_stats(frame: Frame) -> Reply:
+    name = frame.text("queue_name")
+    found = queues.queue_stats(frame.services, frame.caller, name)
+    return (200 if found is not None else 404), render.stats(name, found)
+
+
+def _queue_purge(frame: Frame) -> Reply:
+    name = frame.text("queue_name")
+    types = frame.field("resource_types")
+    queues.queue_purge(frame.services, frame.caller, name, None if types is None else {"resource_types": types})
+    return 204, {}
+
+
+def _message_list(frame: Frame) -> Reply:
+    limits = frame.services.settings.limits
+    marker = frame.field("marker")
+    page = messages.message_list(
+        frame.services, frame.caller, frame.text("queue_name"),
+        marker=None if marker is None else str(marker),
+        limit=frame.integer("limit", limits.default_messages_per_page, 1, limits.max_messages_per_page),
+        echo=frame.flag("echo", False), include_claimed=frame.flag("include_claimed", False),
+        include_delayed=frame.flag("include_delayed", False),
+    )
+    body: dict[str, Any] = {"messages": [render.ws_message(m) for m in page.items]}
+    if page.items and page.next_marker is not None:
+        body["marker"] = page.next_marker  # upstream drops it; with it, websocket clients can page
+    return 200, body
+
+
+def _message_get(frame: Frame) -> Reply:
+    found = messages.message_get(frame.services, frame.caller, frame.text("queue_name"), frame.text("message_id"))
+    return 200, {"messages": render.ws_message(found)}
+
+
+def _message_get_many(frame: Frame) -> Reply:
+    try:
+        found = messages.message_get_many(
+            frame.services, frame.caller, frame.text("queue_name"), frame.ids("message_ids")
+        )
+    except errors.NotFound:
+        found = []
+    return 200, {"messages": [render.ws_message(m) for m in found]}
+
+
+def _message_post(frame: Frame) -> Reply:
+    items = frame.field("messages", required=True)
+    body = {"messages": items}
+    size = len(json.dumps(body))
+    ids = messages.message_post(frame.services, frame.caller, frame.text("queue_name"), body, size=size).value
+    return 201, {"message_ids": ids}
+
+
+def _message_delete(frame: Frame) -> Reply:
+    claim_id = frame.field("claim_id")
+    messages.message_delete(
+        frame.services, frame.caller, frame.text("queue_name"), frame.text("message_id"),
+        claim_id=None if claim_id is None else str(claim_id),
+    )
+    return 204, {}
+
+
+def _message_delete_many(frame: Frame) -> Reply:
+    queue = frame.text("queue_name")
+    has_ids, has_pop = frame.field("message_ids") is not None, frame.field("pop") is not None
+    if has_ids == has_pop:
+        raise errors.Invalid("Give either message_ids or pop (not both) to delete messages.")
+    if has_pop:
+        limit = frame.services.settings.limits.max_messages_per_claim_or_pop
+        popped = messages.message_pop(frame.services, frame.caller, queue, frame.integer("pop", 1, 1, limit)).value
+        return 200, {"messages": [render.popped(m) for m in popped]}
+    messages.message_delete_many(frame.services, frame.caller, queue, frame.ids("message_ids"))
+    return 204, {}
+
+
+def _claim_create(frame: Frame) -> Reply:
+    limits = frame.services.settings.limits
+    limit = frame.integer("limit", limits.default_messages_per_claim, 1, limits.max_messages_per_claim_or_pop)
+    options = {k: frame.body[k] for k in ("ttl", "grace") if k in frame.body}
+    claim = claims.claim_create(frame.services, frame.caller, frame.text("queue_name"), options, limit=limit).value
+    if claim is None:
+        return 204, {"claim_id": None}
+    return 201, {"claim_id": claim.id, "messages": [render.ws_message(m, claim_id=claim.id) for m in claim.messages]}
+
+
+def _claim_get(frame: Frame) -> Reply:
+    claim = claims.claim_get(frame.services, frame.caller, frame.text("queue_name"), frame.text("claim_id"))
+    return 200, {"age": claim.age, "ttl": claim.ttl,
+                 "messages": [render.ws_message(m, claim_id=claim.id) for m in claim.messages]}
+
+
+def _claim_update(frame: Frame) -> Reply:
+    claim_id = frame.text("claim_id")
+    options = {k: frame.body[k] for k in ("ttl", "grace") if k in frame.body}
+    claims.claim_update(frame.services, frame.caller, frame.text("queue_name"), claim_id, options)
+    return 204, f"Claim {claim_id} updated."
+
+
+def _claim_delete(frame: Frame) -> Reply:
+    claim_id = frame.text("claim_id")
+    claims.claim_delete(frame.services, frame.caller, frame.text("queue_name"), claim_id)
+    return 204, f"Claim {claim_id} deleted."
+
+
+def _subscription_create(frame: Frame) -> Reply:
+    queue = frame.text("queue_name")
+    body = {k: frame.body[k] for k in ("subscriber", "ttl", "options") if k in frame.body}
+    try:
+        sid, _created = subscriptions.subscription_create(
+            frame.services, frame.caller, queue, body, connection_id=frame.connection_id
+        ).value
+    except errors.Conflict as exc:
+        raise errors.Conflict(f"Subscription {queue} not created. {exc.description}") from None
+    return 201, {"subscription_id": sid, "message": f"Subscription {queue} created."}
+
+
+def _subscription_get(frame: Frame) -> Reply:
+    found = subscriptions.subscription_get(
+        frame.services, frame.caller, frame.text("queue_name"), frame.text("subscription_id")
+    )
+    return 200, render.subscription(found)
+
+
+def _subscription_list(frame: Frame) -> Reply:
+    limits = frame.services.settings.limits
+    page = subscriptions.subscription_list(
+        frame.services, frame.caller, frame.text("queue_name"), marker=frame.field("marker"),
+        limit=frame.integer("limit", limits.default_subscriptions_per_page, 1, limits.max_subscriptions_per_page),
+    )
+    body: dict[str, Any] = {"subscriptions": [render.subscription(s) for s in page.items]}
+    if page.next_marker is not None:
+        body["marker"] = page.next_marker
+    return 200, body
+
+
+def _subscription_delete(frame: Frame) -> Reply:
+    sid = frame.text("subscription_id")
+    subscriptions.subscription_delete(frame.services, frame.caller, frame.text("queue_name"), sid)
+    return 204, f"Subscription {sid} removed."
+
+
+ACTIONS: dict[str, Callable[[Frame], Reply]] = {
+    "authenticate": _authenticate,
+    "queue_list": _queue_list,
+    "queue_create": _queue_create,
+    "queue_delete": _queue_delete,
+    "queue_get": _queue_get,
+    "queue_get_stats": _queue_get_stats,
+    "queue_purge": _queue_purge,
+    "message_list": _message_list,
+    "message_get": _message_get,
+    "message_get_many": _message_get_many,
+    "message_post": _message_post,
+    "message_delete": _message_delete,
+    "message_delete_many": _message_delete_many,
+    "claim_create": _claim_create,
+    "claim_get": _claim_get,
+    "claim_update": _claim_update,
+    "claim_delete": _claim_delete,
+    "subscription_create": _subscription_create,
+    "subscription_get": _subscription_get,
+    "subscription_list": _subscription_list,
+    "subscription_delete": _subscription_delete,
+}
