@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import tempfile
 
 import psutil
+
+from bench.roundtrips import RoundTripProxy
 
 
 class ProcessServer:
@@ -13,6 +16,16 @@ class ProcessServer:
 
     process: subprocess.Popen[bytes]
     _dir: tempfile.TemporaryDirectory[str]
+    port: int
+
+    def _prepare(self, redis_url: str, proxy: RoundTripProxy | None, prefix: str) -> str:
+        """Pick a port and a working folder; returns the Redis URL to use (the proxy's, if any)."""
+        self.proxy = proxy
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix)
+        return proxy.url if proxy is not None else redis_url
 
     def cpu_seconds(self) -> float:
         total = 0.0

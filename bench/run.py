@@ -20,7 +20,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -88,13 +87,7 @@ class Stack(ProcessServer):
     keep_alive = True
 
     def __init__(self, redis_url: str, workers: int, proxy: RoundTripProxy | None = None) -> None:
-        self.proxy = proxy
-        if proxy is not None:
-            redis_url = proxy.url
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self._dir = tempfile.TemporaryDirectory(prefix="zaqar-bench-")
+        redis_url = self._prepare(redis_url, proxy, "zaqar-bench-")
         env = {**os.environ, "PORT": str(self.port), "DATA_DIR": self._dir.name, "POOL_URL": redis_url,
                "WORKERS": str(workers)}
         env.pop("CATALOG_URL", None)

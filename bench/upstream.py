@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -46,13 +44,7 @@ class UpstreamStack(ProcessServer):
     keep_alive = False
 
     def __init__(self, venv: Path, redis_url: str, processes: int = 4, proxy: RoundTripProxy | None = None) -> None:
-        self.proxy = proxy
-        if proxy is not None:
-            redis_url = proxy.url
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self._dir = tempfile.TemporaryDirectory(prefix="zaqar-upstream-")
+        redis_url = self._prepare(redis_url, proxy, "zaqar-upstream-")
         work = Path(self._dir.name)
         parts = urlsplit(redis_url)
         db = (parts.path or "/0").strip("/") or "0"
