@@ -68,6 +68,15 @@ class Frame:
         except errors.InvalidBody as exc:
             raise errors.Invalid(exc.description) from None
 
+    def marker(self) -> str | None:
+        """A paging marker as the previous reply gave it (a string; numbers are accepted)."""
+        value = self.field("marker")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise errors.Invalid("marker must be the marker string of a previous reply.")
+        return str(value)
+
     def flag(self, name: str, default: bool) -> bool:
         value = self.field(name, default)
         if not isinstance(value, bool):
@@ -104,7 +113,7 @@ def _queue_list(frame: Frame) -> Reply:
     limits = frame.services.settings.limits
     detailed = frame.flag("detailed", False)
     page = queues.queue_list(
-        frame.services, frame.caller, marker=frame.field("marker"),
+        frame.services, frame.caller, marker=frame.marker(),
         limit=frame.integer("limit", limits.default_queues_per_page, 1, limits.max_queues_per_page),
         detailed=detailed, name=None, with_count=False, filters={},
     )
@@ -148,10 +157,9 @@ def _queue_purge(frame: Frame) -> Reply:
 
 def _message_list(frame: Frame) -> Reply:
     limits = frame.services.settings.limits
-    marker = frame.field("marker")
     page = messages.message_list(
         frame.services, frame.caller, frame.text("queue_name"),
-        marker=None if marker is None else str(marker),
+        marker=frame.marker(),
         limit=frame.integer("limit", limits.default_messages_per_page, 1, limits.max_messages_per_page),
         echo=frame.flag("echo", False), include_claimed=frame.flag("include_claimed", False),
         include_delayed=frame.flag("include_delayed", False),
@@ -258,7 +266,7 @@ def _subscription_get(frame: Frame) -> Reply:
 def _subscription_list(frame: Frame) -> Reply:
     limits = frame.services.settings.limits
     page = subscriptions.subscription_list(
-        frame.services, frame.caller, frame.text("queue_name"), marker=frame.field("marker"),
+        frame.services, frame.caller, frame.text("queue_name"), marker=frame.marker(),
         limit=frame.integer("limit", limits.default_subscriptions_per_page, 1, limits.max_subscriptions_per_page),
     )
     body: dict[str, Any] = {"subscriptions": [render.subscription(s) for s in page.items]}

@@ -234,6 +234,9 @@ def test_bad_frames_get_400_and_the_connection_stays_usable(ws: Ws, text: str, w
         ("claim_get", {"queue_name": "q", "claim_id": "0" * 32}, 404),
         ("subscription_create", {"queue_name": "q", "subscriber": "ftp://x"}, 400),
         ("subscription_get", {"queue_name": "q", "subscription_id": "nope"}, 404),
+        ("queue_list", {"marker": {"a": 1}}, 400),
+        ("message_list", {"queue_name": "q", "marker": [1]}, 400),
+        ("subscription_list", {"queue_name": "q", "marker": {"a": 1}}, 400),
     ],
 )
 def test_action_errors_carry_zaqar_statuses(ws: Ws, action: str, body: dict[str, Any], status: int) -> None:
