@@ -5,7 +5,7 @@ from typing import Any
 from chalice.app import Chalice, KinesisEvent, Rate, SQSEvent, WebsocketEvent
 
 from chalicelib.config import get_settings
-from chalicelib.transport import lambdas, rest, rest_admin, rest_subscriptions
+from chalicelib.transport import lambdas, rest, rest_admin, rest_messages, rest_subscriptions
 from chalicelib.transport.aws import ChaliceSender, LazySession
 
 settings = get_settings()
@@ -13,6 +13,7 @@ app = Chalice(app_name="zaqar-serverless")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.websocket_api.session = LazySession()
 app.register_blueprint(rest.bp)
+app.register_blueprint(rest_messages.bp)
 app.register_blueprint(rest_subscriptions.bp)
 app.register_blueprint(rest_admin.bp)
 
