@@ -81,7 +81,7 @@ class Notifier:
         self._ses = ses
         self._queue_url: str | None = None
         self._clock = clock
-        self._redis: Any = None
+        self._log: Any = None
 
     # -- clients, created on first use --------------------------------------------
 
@@ -99,12 +99,12 @@ class Notifier:
             self._queue_url = str(self._sqs.get_queue_url(QueueName=self.settings.retry_queue)["QueueUrl"])
         return self._queue_url
 
-    def _state(self) -> Any:
-        if self._redis is None:
-            from chalicelib.storage.redis.driver import connect
+    def _delivery_log(self) -> Any:
+        if self._log is None:
+            from chalicelib.storage.deliveries import DeliveryLog
 
-            self._redis = connect(self.settings.state_url or self.settings.pool_url)
-        return self._redis
+            self._log = DeliveryLog(self.settings.state_url or self.settings.pool_url)
+        return self._log
 
     # -- from events to jobs --------------------------------------------------------
 
@@ -151,7 +151,7 @@ class Notifier:
 
     def attempt(self, job: Job) -> str:
         """Try one delivery; returns what happened (delivered, skipped, scheduled, failed)."""
-        if self._state().exists(job.key):
+        if self._delivery_log().delivered(job.key):
             return "skipped"
         now_ms = int(self._clock() * 1000)
         subscription = self.services.subscriptions.get(
@@ -163,7 +163,7 @@ class Notifier:
             return "skipped"
         outcome = self._deliver(job, subscription)
         if outcome.status == "delivered":
-            self._state().set(job.key, "1", ex=DELIVERED_TTL_S)
+            self._delivery_log().record(job.key, keep_s=DELIVERED_TTL_S)
             return "delivered"
         if outcome.status == "retry":
             wait = self._policy(job, subscription).delay_before(job.retry + 1)
