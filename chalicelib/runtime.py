@@ -19,7 +19,9 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
 
     from chalicelib.storage.catalog import DEFAULT_POOL, Catalog
     from chalicelib.storage.connections import ConnectionStore
+    from chalicelib.storage.deliveries import DeliveryLog
     from chalicelib.storage.pooling import Pooling
+    from chalicelib.storage.state import StateRedis
     from chalicelib.storage.subscriptions import SubscriptionStore
 
     try:
@@ -34,11 +36,13 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
         catalog.close()
         raise errors.Unavailable("The catalog database could not be prepared.") from exc
     pooling = Pooling(catalog, cache_ttl=settings.catalog_cache_ttl)
+    state = StateRedis(settings.state_url or settings.pool_url)
     return Services(
         settings=settings,
         pooling=pooling,
         subscriptions=SubscriptionStore(catalog),
-        connections=ConnectionStore(settings.state_url or settings.pool_url),
+        connections=ConnectionStore(state),
+        deliveries=DeliveryLog(state),
         sink=sink or _sink(settings),
     )
 

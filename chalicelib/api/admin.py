@@ -29,9 +29,9 @@ def _reachable(services: Services, uri: str) -> None:
     from chalicelib.storage.pooling import open_store
 
     try:
-        store = open_store(uri)
-    except errors.Unavailable as exc:
-        raise errors.InvalidBody(exc.description.replace(" Please try again in a few seconds.", "")) from None
+        store = open_store(uri)  # InvalidBody for a scheme no driver serves or a standalone MongoDB
+    except errors.Unavailable:
+        raise errors.InvalidBody(f"Cannot connect to {uri}: the pool was not registered.") from None
     try:
         if not store.ping():
             raise errors.InvalidBody(f"Cannot connect to {uri}: the pool was not registered.")

@@ -11,6 +11,7 @@ from chalicelib.events.model import Event, EventSink
 
 if TYPE_CHECKING:
     from chalicelib.storage.connections import ConnectionStore
+    from chalicelib.storage.deliveries import DeliveryLog
     from chalicelib.storage.pooling import Pooling
     from chalicelib.storage.subscriptions import SubscriptionStore
 
@@ -23,6 +24,7 @@ class Services:
     pooling: Pooling
     subscriptions: SubscriptionStore
     connections: ConnectionStore
+    deliveries: DeliveryLog
     sink: EventSink
 
 

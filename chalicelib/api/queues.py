@@ -64,6 +64,23 @@ def ensure_queue(services: Services, caller: Caller, name: str, flavor: str | No
     return services.pooling.register(project=caller.project, queue=name, flavor=flavor)
 
 
+def create_in_place(
+    services: Services, caller: Caller, name: str, metadata: Mapping[str, Any], settings: QueueSettings,
+    flavor: str | None = None,
+) -> bool:
+    """Place the queue (if new) and create it in its pool; True when it did not exist.
+
+    A placement made here is undone when the pool write fails: nothing half-made is left.
+    """
+    store, registered = ensure_queue(services, caller, name, flavor)
+    try:
+        return store.queue_create(project=caller.project, queue=name, metadata=metadata, settings=settings)
+    except errors.Unavailable:
+        if registered:
+            services.pooling.unregister(project=caller.project, queue=name)
+        raise
+
+
 def queue_create(
     services: Services, caller: Caller, name: str, metadata: Any, *, size: int = 0
 ) -> Outcome[bool]:
@@ -74,13 +91,7 @@ def queue_create(
     flavor = metadata.get("_flavor")
     if flavor is not None and not services.pooling.catalog.flavor_exists(flavor):
         raise errors.InvalidBody(f"Flavor {flavor} does not exist.")
-    store, registered = ensure_queue(services, caller, name, flavor)
-    try:
-        created = store.queue_create(project=caller.project, queue=name, metadata=metadata, settings=settings)
-    except errors.Unavailable:
-        if registered:  # leave nothing half-made behind
-            services.pooling.unregister(project=caller.project, queue=name)
-        raise
+    created = create_in_place(services, caller, name, metadata, settings, flavor)
     events = [Event("queue.created", caller.project, name, {"metadata": metadata})] if created else []
     services.sink.publish(events)
     return Outcome(created, events)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from chalicelib import errors
 from chalicelib.api import validation
 from chalicelib.api.context import Caller, Outcome, Services
-from chalicelib.api.queues import ensure_queue
+from chalicelib.api.queues import create_in_place
 from chalicelib.events.model import Event
 from chalicelib.notify import retry, webhook
 from chalicelib.storage.base import QueueSettings, Subscription
@@ -120,9 +120,7 @@ def subscription_create(
     ttl = _check_ttl(body.get("ttl", DEFAULT_TTL))
     options = _check_options(body.get("options", {}))
     require = services.settings.require_confirmation
-    store, registered = ensure_queue(services, caller, queue)
-    if registered:  # lazily created, as upstream does
-        store.queue_create(project=caller.project, queue=queue, metadata={}, settings=QueueSettings())
+    create_in_place(services, caller, queue, {}, QueueSettings())  # lazily created, as upstream does
     subscription, created = services.subscriptions.create(
         project=caller.project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
         confirmed=connection_id is not None and subscriber.startswith(WEBSOCKET_SCHEME + ":"),

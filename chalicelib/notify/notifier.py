@@ -81,7 +81,6 @@ class Notifier:
         self._ses = ses
         self._queue_url: str | None = None
         self._clock = clock
-        self._log: Any = None
 
     # -- clients, created on first use --------------------------------------------
 
@@ -99,12 +98,10 @@ class Notifier:
             self._queue_url = str(self._sqs.get_queue_url(QueueName=self.settings.retry_queue)["QueueUrl"])
         return self._queue_url
 
-    def _delivery_log(self) -> Any:
-        if self._log is None:
-            from chalicelib.storage.deliveries import DeliveryLog
-
-            self._log = DeliveryLog(self.settings.state_url or self.settings.pool_url)
-        return self._log
+    @property
+    def can_push(self) -> bool:
+        """Whether websocket pushes are configured (an API to push through)."""
+        return self._pusher is not None
 
     # -- from events to jobs --------------------------------------------------------
 
@@ -151,7 +148,7 @@ class Notifier:
 
     def attempt(self, job: Job) -> str:
         """Try one delivery; returns what happened (delivered, skipped, scheduled, failed)."""
-        if self._delivery_log().delivered(job.key):
+        if self.services.deliveries.delivered(job.key):
             return "skipped"
         now_ms = int(self._clock() * 1000)
         subscription = self.services.subscriptions.get(
@@ -163,7 +160,7 @@ class Notifier:
             return "skipped"
         outcome = self._deliver(job, subscription)
         if outcome.status == "delivered":
-            self._delivery_log().record(job.key, keep_s=DELIVERED_TTL_S)
+            self.services.deliveries.record(job.key, keep_s=DELIVERED_TTL_S)
             return "delivered"
         if outcome.status == "retry":
             wait = self._policy(job, subscription).delay_before(job.retry + 1)

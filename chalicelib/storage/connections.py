@@ -2,14 +2,16 @@
 
 A record lives as long as API Gateway lets a connection live (2 hours),
 so a connection that vanished without a ``$disconnect`` cannot linger.
-Stored in Redis at ``CONNECTIONS_URL`` (the default pool unless set), one
-hash per connection under its own hash tag.
+Stored in the state Redis (``STATE_URL``), one hash per connection under
+its own hash tag.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
+
+from chalicelib.storage.state import StateRedis
 
 MAX_CONNECTION_SECONDS = 2 * 60 * 60
 
@@ -33,16 +35,11 @@ def _key(connection_id: str) -> str:
 
 
 class ConnectionStore:
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._client: Any = None
+    def __init__(self, state: StateRedis) -> None:
+        self._state = state
 
     def _redis(self) -> Any:
-        if self._client is None:
-            from chalicelib.storage.redis.driver import connect
-
-            self._client = connect(self._url)
-        return self._client
+        return self._state.client()
 
     def open(self, connection_id: str, *, now_ms: int, source_ip: str) -> None:
         from chalicelib.storage.redis.driver import translated

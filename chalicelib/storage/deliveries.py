@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.storage.state import StateRedis
+
 
 class DeliveryLog:
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._client: Any = None
+    def __init__(self, state: StateRedis) -> None:
+        self._state = state
 
     def _redis(self) -> Any:
-        if self._client is None:
-            from chalicelib.storage.redis.driver import connect
-
-            self._client = connect(self._url)
-        return self._client
+        return self._state.client()
 
     def delivered(self, key: str) -> bool:
         from chalicelib.storage.redis.driver import translated

@@ -33,7 +33,7 @@ def open_store(uri: str) -> MessageStore:
         from chalicelib.storage.mongodb.driver import MongoStore
 
         return MongoStore(uri)
-    raise errors.Unavailable(
+    raise errors.InvalidBody(
         f"Pool URI scheme {scheme!r} is not supported (use redis, rediss, unix, mongodb or mongodb+srv)."
     )
 
@@ -90,7 +90,10 @@ class Pooling:
         with self._lock:
             store = self._stores.get(pool.uri)
             if store is None:
-                store = self._open(pool.uri)
+                try:
+                    store = self._open(pool.uri)
+                except errors.Invalid as exc:  # a registered pool that cannot be opened: our configuration
+                    raise errors.Unavailable(f"Pool {pool.name} cannot be used: {exc.description}") from None
                 self._stores[pool.uri] = store
         return store
 

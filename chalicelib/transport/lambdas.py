@@ -73,7 +73,7 @@ def close_expired_connections(websocket_api: WebsocketAPI) -> int:
 
     services = runtime.services()
     expired = services.connections.expired(now=time.time())
-    sender = ChaliceSender(websocket_api) if notifier(websocket_api)._pusher is not None else None
+    sender = ChaliceSender(websocket_api) if notifier(websocket_api).can_push else None
     for connection_id in expired:
         if sender is not None:
             sender.send(connection_id, '{"error": "Authentication expired."}')

@@ -50,8 +50,9 @@ def stats(queue: str, found: Stats | None) -> dict[str, Any]:
     return {"messages": counts}
 
 
-def subscription(item: Subscription) -> dict[str, Any]:
-    return {
+def subscription(item: Subscription, *, signing_secret: str | None = None) -> dict[str, Any]:
+    """A subscription; with its webhook signing secret (beyond upstream) when one is given."""
+    view: dict[str, Any] = {
         "id": item.id,
         "source": item.queue,
         "subscriber": item.subscriber,
@@ -60,3 +61,6 @@ def subscription(item: Subscription) -> dict[str, Any]:
         "options": item.options,
         "confirmed": item.confirmed,
     }
+    if signing_secret is not None:
+        view["signing_secret"] = signing_secret
+    return view

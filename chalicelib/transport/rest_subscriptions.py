@@ -53,11 +53,7 @@ def subscription_list(queue_name: str) -> Response:
 def subscription_get(queue_name: str, subscription_id: str) -> Response:
     services = current_services()
     found = subscriptions.subscription_get(services, caller_of(services), queue_name, subscription_id)
-    reply = render.subscription(found)
-    secret = subscriptions.signing_secret(services, found.id)
-    if secret is not None:
-        reply["signing_secret"] = secret
-    return json_reply(reply)
+    return json_reply(render.subscription(found, signing_secret=subscriptions.signing_secret(services, found.id)))
 
 
 @bp.route("/v2/queues/{queue_name}/subscriptions/{subscription_id}", methods=["PATCH"], content_types=ANY)

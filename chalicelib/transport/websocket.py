@@ -10,6 +10,7 @@ most 128 KB, API Gateway's limit for one message.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -70,21 +71,41 @@ def _project(services: Services, connection_id: str, frame: Frame, action: str) 
 # -- envelope -------------------------------------------------------------------------
 
 
-def _reply(request: dict[str, Any], status: int, body: Any) -> str:
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """The reply to one frame, with what the route needs to know about it without re-reading it."""
+
+    text: str
+    status: int
+    action: str | None = None
+    project: str | None = None
+    queue: str | None = None
+    close: bool = False
+    """The connection must be closed after this reply (its authentication expired)."""
+
+
+def _reply(request: dict[str, Any], status: int, body: Any, *, project: str | None = None,
+           close: bool = False) -> Answer:
     echoed = {
         "action": request.get("action"),
         "body": request.get("body", {}),
         "headers": request.get("headers", {}),
         "api": "v2",
     }
-    return json.dumps({"request": echoed, "body": body, "headers": {"status": status}}, separators=(",", ":"))
+    text = json.dumps({"request": echoed, "body": body, "headers": {"status": status}}, separators=(",", ":"))
+    body_fields = request.get("body")
+    queue = body_fields.get("queue_name") if isinstance(body_fields, dict) else None
+    action = request.get("action")
+    return Answer(text, status, action if isinstance(action, str) else None, project,
+                  queue if isinstance(queue, str) else None, close)
 
 
-def _failure(request: dict[str, Any], exc: errors.ServiceError) -> str:
-    return _reply(request, exc.status, {"exception": type(exc).__name__, "error": exc.description})
+def _failure(request: dict[str, Any], exc: errors.ServiceError) -> Answer:
+    return _reply(request, exc.status, {"exception": type(exc).__name__, "error": exc.description},
+                  close=isinstance(exc, AuthenticationExpired))
 
 
-def answer(services: Services, connection_id: str, text: str) -> str:
+def answer(services: Services, connection_id: str, text: str) -> Answer:
     """The reply to one frame; never raises for anything the client sent."""
     if len(text.encode()) > MAX_FRAME_BYTES:
         return _failure({}, errors.PayloadTooLarge(
@@ -112,7 +133,7 @@ def answer(services: Services, connection_id: str, text: str) -> str:
     except Exception:  # a bug: say so without details, and log it (REST gets Chalice's 500)
         log.exception("websocket %s failed", request.get("action"))
         return _reply(request, 500, {"exception": "InternalError", "error": "Unexpected error."})
-    return _reply(request, status, body)
+    return _reply(request, status, body, project=frame.project)
 
 
 # -- the three routes ------------------------------------------------------------------
@@ -126,26 +147,15 @@ def on_message(services: Services, sender: Sender, connection_id: str, text: str
     started = time.perf_counter()
     reply = answer(services, connection_id, text)
     if services.settings.request_log:
-        _log_frame(reply, started, connection_id)
-    if not sender.send(connection_id, reply):
+        observability.emit(observability.request_record(
+            transport="websocket", operation=str(reply.action), status=reply.status,
+            latency_ms=(time.perf_counter() - started) * 1000, request_id=connection_id, project=reply.project,
+            queue=reply.queue,
+        ))
+    if not sender.send(connection_id, reply.text):
         on_disconnect(services, connection_id)  # gone: clean up now rather than retry
-    elif '"exception":"AuthenticationExpired"' in reply:
+    elif reply.close:
         sender.close(connection_id)  # as upstream closes at token expiry (API Gateway sets no close code)
-
-
-def _log_frame(reply: str, started: float, connection_id: str) -> None:
-    try:
-        envelope = json.loads(reply)
-        request = envelope.get("request") or {}
-        headers = {str(k).lower(): v for k, v in (request.get("headers") or {}).items()}
-        status = int(envelope["headers"]["status"])
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return
-    observability.emit(observability.request_record(
-        transport="websocket", operation=str(request.get("action")), status=status,
-        latency_ms=(time.perf_counter() - started) * 1000, request_id=connection_id,
-        project=headers.get("x-project-id"), queue=(request.get("body") or {}).get("queue_name"),
-    ))
 
 
 def on_disconnect(services: Services, connection_id: str) -> None:

@@ -253,14 +253,18 @@ def _subscription_create(frame: Frame) -> Reply:
         ).value
     except errors.Conflict as exc:
         raise errors.Conflict(f"Subscription {queue} not created. {exc.description}") from None
-    return 201, {"subscription_id": sid, "message": f"Subscription {queue} created."}
+    reply = {"subscription_id": sid, "message": f"Subscription {queue} created."}
+    secret = subscriptions.signing_secret(frame.services, sid)
+    if secret is not None:
+        reply["signing_secret"] = secret
+    return 201, reply
 
 
 def _subscription_get(frame: Frame) -> Reply:
     found = subscriptions.subscription_get(
         frame.services, frame.caller, frame.text("queue_name"), frame.text("subscription_id")
     )
-    return 200, render.subscription(found)
+    return 200, render.subscription(found, signing_secret=subscriptions.signing_secret(frame.services, found.id))
 
 
 def _subscription_list(frame: Frame) -> Reply:

@@ -207,3 +207,5 @@ def test_purge_with_bad_body_is_400(api: Api) -> None:
 def test_null_ttl_and_delay_mean_the_defaults(api: Api) -> None:
     reply = api.post("/v2/queues/q1/messages", raw=json.dumps({"messages": [{"body": 1, "ttl": None, "delay": None}]}))
     assert reply.status == 201
+    listed = api.get("/v2/queues/q1/messages?echo=true").json["messages"]  # visible at once: no delay
+    assert [(m["body"], m["ttl"]) for m in listed] == [(1, 3600)]

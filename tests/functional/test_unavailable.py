@@ -64,9 +64,10 @@ def test_unreachable_pool_gives_503(dead_pool_api: Api, method: str, path: str, 
     assert reply.json["description"].endswith("Please try again in a few seconds.")
 
 
-def test_a_failed_create_or_lazy_post_leaves_no_queue_behind(dead_pool_api: Api) -> None:
+def test_a_failed_create_lazy_post_or_subscription_leaves_no_queue_behind(dead_pool_api: Api) -> None:
     assert dead_pool_api.put("/v2/queues/q1", {"a": 1}).status == 503
     assert dead_pool_api.post("/v2/queues/q2/messages", {"messages": [{"body": 1}]}).status == 503
+    assert dead_pool_api.post("/v2/queues/q3/subscriptions", {"subscriber": "http://example.test/x"}).status == 503
     assert [q["name"] for q in dead_pool_api.get("/v2/queues").json["queues"]] == ["known"]
 
 

@@ -280,3 +280,27 @@ def test_housekeeping_closes_connections_whose_authentication_expired(ws: Ws, se
     assert json.loads(ws.management.sent[ws.id][-1]) == {"error": "Authentication expired."}
     assert services.connections.get(ws.id) is None
     assert services.subscriptions.delete_for_connection(ws.id) == []
+
+
+def test_a_frame_after_the_token_expired_is_refused_and_the_connection_closed(
+    management: FakeManagementApi, project: str, tmp_path: Path, redis_url: str
+) -> None:
+    import time
+
+    from chalicelib import runtime
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, redis_url, AUTH_STRATEGY="keystone", KEYSTONE_URL="http://127.0.0.1:9",
+                             KEYSTONE_USERNAME="zaqar", KEYSTONE_PASSWORD="unused", KEYSTONE_PROJECT="service")
+    runtime.install(runtime.build(settings))
+    try:
+        ws = Ws(management, project).connect()
+        assert ws("queue_list")[0] == 403  # not authenticated yet
+        runtime.services().connections.authenticate(ws.id, project=project, expires=time.time() + 60)
+        assert ws("queue_list")[0] == 200
+        runtime.services().connections.authenticate(ws.id, project=project, expires=time.time() - 1)
+        status, body = ws("queue_list")
+        assert (status, body["error"]) == (401, "Authentication expired.")
+        assert management.deleted == [ws.id]
+    finally:
+        runtime.install(None)

@@ -106,7 +106,7 @@ class _Client:
 def test_mongodb_pools_refuse_a_standalone_server_unless_told_durability_is_not_needed() -> None:
     from chalicelib.storage.mongodb.driver import MongoStore, _without_unreliable
 
-    with pytest.raises(errors.Unavailable, match="standalone"):
+    with pytest.raises(errors.InvalidBody, match="standalone"):
         MongoStore(client=_Client({"isWritablePrimary": True}), database="d")
     MongoStore(client=_Client({"setName": "rs0"}), database="d")
     MongoStore(client=_Client({"msg": "isdbgrid"}), database="d")

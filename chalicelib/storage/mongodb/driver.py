@@ -76,7 +76,7 @@ def require_durability(client: Any) -> None:
     """Refuse a standalone server: without a replica set a crash can lose acknowledged writes."""
     hello = client.admin.command("hello")
     if not hello.get("setName") and hello.get("msg") != "isdbgrid":
-        raise errors.Unavailable(
+        raise errors.InvalidBody(
             "This MongoDB pool is a standalone server, which can lose acknowledged writes: use a replica set "
             "or mongos, or add unreliable=true to the pool URI to accept that."
         )
