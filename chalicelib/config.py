@@ -44,6 +44,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
     """Request limits; the defaults are upstream Zaqar's."""
@@ -89,9 +99,13 @@ class Settings:
     signing_key: str | None = None
     event_stream: str | None = None
     """Kinesis stream name; events are published (and notifications delivered) only when set."""
+    event_stream_complete: bool = False
+    """Stream every change (audit, analytics), not only what subscriptions need."""
     retry_queue: str | None = None
     """SQS queue name for delayed deliveries and retries."""
     ses_sender: str | None = None
+    ses_allowed_senders: frozenset[str] = frozenset()
+    """Senders a mailto subscription may choose with options.from, besides ses_sender."""
     websocket_api_id: str | None = None
     websocket_stage: str = "api"
     webhook_timeout: float = 5.0
@@ -151,11 +165,14 @@ class Settings:
             state_url=env.get("STATE_URL") or None,
             signing_key=env.get("SIGNING_KEY") or None,
             event_stream=env.get("EVENT_STREAM") or None,
+            event_stream_complete=_bool(env, "EVENT_STREAM_COMPLETE", False),
             retry_queue=env.get("RETRY_QUEUE") or None,
             ses_sender=env.get("SES_SENDER") or None,
+            ses_allowed_senders=frozenset(
+                s.strip().lower() for s in (env.get("SES_ALLOWED_SENDERS") or "").split(",") if s.strip()),
             websocket_api_id=env.get("WEBSOCKET_API_ID") or None,
             websocket_stage=env.get("WEBSOCKET_STAGE") or "api",
-            webhook_timeout=float(_int(env, "WEBHOOK_TIMEOUT", 5)),
+            webhook_timeout=_float(env, "WEBHOOK_TIMEOUT", 5.0),
             webhook_allow_loopback=_bool(env, "WEBHOOK_ALLOW_LOOPBACK", False),
             public_url=(env.get("PUBLIC_URL") or "http://127.0.0.1:8888").rstrip("/"),
             keystone_url=env.get("KEYSTONE_URL") or None,

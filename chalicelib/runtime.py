@@ -52,7 +52,7 @@ def _sink(settings: Settings) -> EventSink:
         return NullSink()
     from chalicelib.events.publisher import KinesisSink
 
-    return KinesisSink(settings.event_stream)
+    return KinesisSink(settings.event_stream, complete=settings.event_stream_complete)
 
 
 def services() -> Services:

@@ -75,6 +75,11 @@ def _delete_project_keys(url: str, project: str) -> None:
     pattern = "zq:{" + quote(project, safe="") + "/*"
     for key in client.scan_iter(match=pattern.replace("[", "\\["), count=500):
         client.delete(key)
+    # the pool-wide outbox index (chalicelib/storage/redis/keys.py): only this project's members
+    prefix = quote(project, safe="") + "/"
+    mine = [m for m in client.zrange("zq:outboxes", 0, -1) if m.decode().startswith(prefix)]
+    if mine:
+        client.zrem("zq:outboxes", *mine)
     client.close()
 
 

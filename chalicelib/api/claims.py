@@ -13,7 +13,7 @@ from chalicelib.api import validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.messages import Message, to_messages
 from chalicelib.api.queues import ensure_queue
-from chalicelib.events.model import Event
+from chalicelib.events.model import Event, publish_changes
 from chalicelib.storage.base import DeadLetter, MessageStore
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def claim_create(
         return Outcome(None)
     messages = to_messages(services, result.items, result.now_ms)
     events = [Event("claim.created", caller.project, queue, {"claim_id": result.claim_id, "ids": [m.id for m in messages]})]
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(ClaimView(result.claim_id, ttl, grace, 0, messages), events)
 
 
@@ -110,7 +110,7 @@ def claim_update(services: Services, caller: Caller, queue: str, claim_id: str, 
     if not renewed:
         raise errors.ClaimNotFound(queue=queue, claim_id=claim_id[:64])
     events = [Event("claim.updated", caller.project, queue, {"claim_id": claim_id, "ttl": ttl, "grace": grace})]
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(None, events)
 
 
@@ -120,5 +120,5 @@ def claim_delete(services: Services, caller: Caller, queue: str, claim_id: str) 
         return Outcome(None)
     store.claim_delete(project=caller.project, queue=queue, claim_id=claim_id)
     events = [Event("claim.deleted", caller.project, queue, {"claim_id": claim_id})]
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(None, events)

@@ -1,8 +1,10 @@
 """Scheduled housekeeping: what upstream leaves to an operator's ``zaqar-gc`` cron.
 
 Every queue's expired messages and ended claims are reclaimed (requests
-also do this lazily, a little at a time), and dead letters that could not
-be handed over to their dead-letter queue at claim time are handed over.
+also do this lazily, a little at a time), dead letters that could not be
+handed over to their dead-letter queue at claim time are handed over, and
+outbox events whose request died before publishing them are flagged for
+the relay.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from chalicelib.api.context import Caller, Services
 
 log = logging.getLogger(__name__)
 PAGE = 200
+STALE_OUTBOX_MS = 60_000  # longer than any request can still be running
 
 
 def run(services: Services, *, deadline_s: float = 50.0, clock: Callable[[], float] = time.monotonic) -> dict[str, int]:
@@ -37,7 +40,8 @@ def run(services: Services, *, deadline_s: float = 50.0, clock: Callable[[], flo
             counts["queues"] += 1
             try:
                 store = services.pooling.store(pool)
-                counts["reclaimed"] += store.gc(project=project, queue=queue)
+                stale_before = int(time.time() * 1000) - STALE_OUTBOX_MS
+                counts["reclaimed"] += store.gc(project=project, queue=queue, stale_before_ms=stale_before)
                 letters = store.dead_letter_pending(project=project, queue=queue)
                 if letters:
                     hand_over(services, Caller(project=project, client_id="housekeeping"), store, queue, letters)

@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib import errors
-from chalicelib.api import crypto, validation
+from chalicelib import crypto, errors
+from chalicelib.api import validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import ensure_queue
-from chalicelib.events.model import Event
+from chalicelib.events.model import Event, publish_changes
 from chalicelib.storage import base
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,12 @@ def _parse_new(services: Services, body: Any) -> list[tuple[Any, int | None, int
 def message_post(services: Services, caller: Caller, queue: str, body: Any, *, size: int) -> Outcome[list[str]]:
     """Append messages (created lazily with the queue); all or nothing, ids in request order.
 
-    With a stream configured, the ``message.posted`` event is written to the
-    pool's outbox in the same atomic step, then published; whatever is not
-    published now, the relay publishes later.
+    A queue nobody listens to costs one pool round trip and nothing else.
+    When the queue has subscribers who can receive (or every event is
+    streamed), the pool writes the ``message.posted`` event to the queue's
+    outbox in the same atomic step; it is then published right away and
+    forgotten (a second round trip), or, when the stream cannot take it,
+    flagged for the relay.
     """
     limits = services.settings.limits
     validation.queue_name(queue, limits)
@@ -136,13 +139,25 @@ def message_post(services: Services, caller: Caller, queue: str, body: Any, *, s
         if registered:  # a lazily created queue must not outlive a failed post
             services.pooling.unregister(project=caller.project, queue=queue)
         raise
+    if event is None:
+        return Outcome(ids)
     published = services.sink.publish([event])
-    if services.sink.durable and event.id in published:
-        try:
+    try:
+        if event.id in published:
             store.outbox_done(project=caller.project, queue=queue, ids=[event.id])
-        except errors.Unavailable:
-            log.warning("event %s stays in the outbox of %s; the relay will publish it again", event.id, queue)
+        else:
+            store.outbox_flag(project=caller.project, queue=queue)
+    except errors.Unavailable:
+        log.warning("event %s stays in the outbox of %s until housekeeping finds it", event.id, queue)
     return Outcome(ids, [event])
+
+
+def posted_event(project: str, queue: str, posted: base.PostedEvent) -> Event:
+    """The message.posted event an outbox entry stands for (bodies parsed unless encrypted)."""
+    messages = [{"id": m.id, "body": m.body if posted.encrypted else json.loads(m.body), "ttl": m.ttl,
+                 "delay": m.delay} for m in posted.messages]
+    return Event("message.posted", project, queue, {"messages": messages, "encrypted": posted.encrypted},
+                 id=posted.id, time_ms=posted.time_ms)
 
 
 def _post(
@@ -155,12 +170,17 @@ def _post(
     *,
     size: int,
     create: bool,
-) -> tuple[Event, base.MessageStore]:
-    """One post script call, retried when the pool tells what it needs (at most twice)."""
+) -> tuple[Event | None, base.MessageStore]:
+    """One post script call, retried when the pool tells what it needs (at most twice).
+
+    Returns the message.posted event when the pool stored it (someone listens).
+    """
     limits = services.settings.limits
     key = (caller.project, queue)
     texts = [json.dumps(item[0], separators=(",", ":")) for item in parsed]
     encrypt = key in ENCRYPTED_QUEUES
+    event_id = uuid.uuid4().hex
+    stream_all = services.sink.durable and services.sink.complete
     for _attempt in range(3):
         bodies = texts
         if encrypt:
@@ -172,16 +192,11 @@ def _post(
             base.NewMessage(mid, text, ttl, delay)
             for mid, text, (_b, ttl, delay) in zip(ids, bodies, parsed, strict=True)
         ]
-        notified = [
-            {"id": mid, "body": stored if encrypt else item, "ttl": ttl, "delay": delay}
-            for mid, stored, (item, ttl, delay) in zip(ids, bodies, parsed, strict=True)
-        ]
-        event = Event("message.posted", caller.project, queue, {"messages": notified, "encrypted": encrypt})
-        outbox = base.OutboxEvent(event.id, json.dumps(event.cloudevent())) if services.sink.durable else None
         try:
             posted = store.message_post(
                 project=caller.project, queue=queue, messages=new, client_id=caller.client_id, create=create,
-                encrypted=encrypt, request_size=size, default_ttl=limits.default_message_ttl, event=outbox,
+                encrypted=encrypt, request_size=size, default_ttl=limits.default_message_ttl, event_id=event_id,
+                stream_all=stream_all,
             )
         except base.QueueMissing:
             # the placement was cached but the queue is gone: register it again
@@ -197,9 +212,11 @@ def _post(
             raise errors.InvalidBody(
                 f"Queue {queue} accepts posts of at most {exc.limit} bytes; this one is {size}."
             ) from None
-        for item, (ttl, delay) in zip(notified, posted.effective, strict=True):
-            item["ttl"], item["delay"] = ttl, delay
-        return event, store
+        if not posted.event_stored or not services.sink.durable:
+            return None, store
+        entries = [base.PostedEntry(mid, ttl, delay, text) for mid, text, (ttl, delay) in
+                   zip(ids, bodies, posted.effective, strict=True)]
+        return posted_event(caller.project, queue, base.PostedEvent(event_id, posted.now_ms, encrypt, entries)), store
     raise errors.Unavailable("The messages could not be stored.")
 
 
@@ -259,7 +276,7 @@ def message_delete(
         raise errors.MessageNotClaimed(message_id=message_id, claim_id=claim_id[:64])
     store.message_delete(project=caller.project, queue=queue, message_id=message_id, claim_id=claim_id)
     events = [Event("message.deleted", caller.project, queue, {"ids": [message_id]})]
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(None, events)
 
 
@@ -271,7 +288,7 @@ def message_delete_many(services: Services, caller: Caller, queue: str, ids: Seq
         return Outcome(None)
     store.message_delete_many(project=caller.project, queue=queue, ids=wanted)
     events = [Event("message.deleted", caller.project, queue, {"ids": list(wanted)})]
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(None, events)
 
 
@@ -284,5 +301,5 @@ def message_pop(services: Services, caller: Caller, queue: str, limit: int) -> O
     records = store.message_pop(project=caller.project, queue=queue, limit=limit)
     popped = to_messages(services, records.items, records.now_ms)
     events = [Event("message.deleted", caller.project, queue, {"ids": [m.id for m in popped]})] if popped else []
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(popped, events)

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import validation
+from chalicelib.api import listeners, validation
 from chalicelib.api.context import Caller, Outcome, Services
-from chalicelib.events.model import Event
+from chalicelib.events.model import Event, publish_changes
 from chalicelib.storage.base import MessageStore, QueueSettings, Stats
 
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
@@ -61,7 +61,14 @@ def ensure_queue(services: Services, caller: Caller, name: str, flavor: str | No
     store = services.pooling.lookup(project=caller.project, queue=name)
     if store is not None:
         return store, False
-    return services.pooling.register(project=caller.project, queue=name, flavor=flavor)
+    store, registered = services.pooling.register(project=caller.project, queue=name, flavor=flavor)
+    if registered:
+        try:
+            listeners.restore(services, caller.project, name, store)
+        except errors.Unavailable:
+            services.pooling.unregister(project=caller.project, queue=name)
+            raise
+    return store, registered
 
 
 def create_in_place(
@@ -93,7 +100,7 @@ def queue_create(
         raise errors.InvalidBody(f"Flavor {flavor} does not exist.")
     created = create_in_place(services, caller, name, metadata, settings, flavor)
     events = [Event("queue.created", caller.project, name, {"metadata": metadata})] if created else []
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(created, events)
 
 
@@ -112,7 +119,7 @@ def queue_delete(services: Services, caller: Caller, name: str) -> Outcome[None]
     store.queue_delete(project=caller.project, queue=name)
     services.pooling.unregister(project=caller.project, queue=name)
     events = [Event("queue.deleted", caller.project, name)]
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(None, events)
 
 
@@ -143,8 +150,9 @@ def queue_purge(services: Services, caller: Caller, name: str, body: Any) -> Out
         store.queue_purge(project=caller.project, queue=name)
     if "subscriptions" in kinds:
         services.subscriptions.delete_for_queue(project=caller.project, queue=name)
+        listeners.lower(services, caller.project, name)
     events = [Event("queue.purged", caller.project, name, {"resource_types": sorted(kinds)})]
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(None, events)
 
 
@@ -260,7 +268,7 @@ def queue_update(services: Services, caller: Caller, name: str, patch: Any, *, s
     if not store.queue_set(project=caller.project, queue=name, metadata=updated, settings=settings):
         raise errors.QueueNotFound(project=caller.project, queue=name)
     events = [Event("queue.updated", caller.project, name, {"metadata": updated})]
-    services.sink.publish(events)
+    publish_changes(services.sink, events)
     return Outcome(with_defaults(services, updated), events)
 
 

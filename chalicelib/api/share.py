@@ -6,8 +6,8 @@ import calendar
 import time
 from typing import Any
 
-from chalicelib import errors
-from chalicelib.api import signing, validation
+from chalicelib import errors, signing
+from chalicelib.api import validation
 from chalicelib.api.context import Caller, Services
 
 RESOURCES = ("messages", "subscriptions", "claims")

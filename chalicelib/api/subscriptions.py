@@ -12,11 +12,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib import errors
-from chalicelib.api import validation
+from chalicelib.api import listeners, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import create_in_place
 from chalicelib.events.model import Event
-from chalicelib.notify import retry, webhook
+from chalicelib.rules import addresses, retry_policy
+from chalicelib.rules import options as rules
 from chalicelib.storage.base import QueueSettings, Subscription
 
 WEBSOCKET_SCHEME = "websocket"
@@ -46,9 +47,13 @@ def check_subscriber(value: Any) -> str:
         raise errors.InvalidBody("subscriber must be a URI: http://, https:// or mailto:.")
     if len(value) > MAX_SUBSCRIBER_LEN:
         raise errors.InvalidBody(f"subscriber may be at most {MAX_SUBSCRIBER_LEN} characters long.")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        netloc, _port = parts.netloc, parts.port
+    except ValueError as exc:
+        raise errors.InvalidBody(f"subscriber {value[:80]!r} is not a valid URI ({exc}).") from None
     scheme = parts.scheme.lower()
-    if scheme in {"http", "https"} and parts.netloc:
+    if scheme in {"http", "https"} and netloc:
         return value  # the address is checked again when delivering, after resolving
     if scheme == "mailto" and "@" in parts.path:
         return value
@@ -57,12 +62,17 @@ def check_subscriber(value: Any) -> str:
     raise errors.InvalidBody(f"Unsupported subscriber {value[:80]!r}: use http://, https:// or mailto:.")
 
 
-def _check_target(services: Services, subscriber: str) -> str:
-    """Refuse webhooks aimed at addresses deliveries may not reach (literal IPs; names are checked when delivering)."""
-    if urlsplit(subscriber).scheme.lower() in {"http", "https"}:
-        reason = webhook.refusal(subscriber, allow_loopback=services.settings.webhook_allow_loopback, resolve=False)
+def _check_target(services: Services, subscriber: str, options: dict[str, Any]) -> str:
+    """Refuse what cannot work or must not happen: webhooks aimed at refused addresses (literal
+    IPs; names are checked when delivering), unsafe or foreign email subjects and senders."""
+    scheme = urlsplit(subscriber).scheme.lower()
+    if scheme in {"http", "https"}:
+        reason = addresses.literal_refusal(subscriber, allow_loopback=services.settings.webhook_allow_loopback)
         if reason is not None:
             raise errors.InvalidBody(f"This webhook is not allowed: {reason}.")
+    elif scheme == "mailto":
+        rules.check_mailto(subscriber, options, sender=services.settings.ses_sender,
+                           allowed_senders=services.settings.ses_allowed_senders)
     return subscriber
 
 
@@ -74,20 +84,16 @@ def _check_options(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise errors.InvalidBody("Subscription options must be a JSON object.")
     if "_retry_policy" in value:
-        retry.check(value["_retry_policy"], "Subscription")
-    headers = value.get("post_headers")
-    if headers is not None and not (isinstance(headers, dict) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
-        raise errors.InvalidBody("options.post_headers must map header names to string values.")
-    template = value.get("post_data")
-    if template is not None and not isinstance(template, str):
-        raise errors.InvalidBody('options.post_data must be a string template containing "$zaqar_message$".')
+        retry_policy.check(value["_retry_policy"], "Subscription")
+    if value.get("post_headers") is not None:
+        rules.check_post_headers(value["post_headers"])
+    rules.check_post_data(value.get("post_data"))
     return value
 
 
 def signing_secret(services: Services, subscription_id: str) -> str | None:
     """What the subscriber needs to verify webhook signatures (None without SIGNING_KEY)."""
-    from chalicelib.api.signing import subscription_secret
+    from chalicelib.signing import subscription_secret
 
     key = services.settings.signing_key
     return None if key is None else subscription_secret(key, subscription_id)
@@ -113,12 +119,12 @@ def subscription_create(
     """
     validation.queue_name(queue, services.settings.limits)
     body = validation.json_object(body if body is not None else {}, "subscription")
+    ttl = _check_ttl(body.get("ttl", DEFAULT_TTL))
+    options = _check_options(body.get("options", {}))
     if "subscriber" not in body and connection_id is not None:
         subscriber = websocket_subscriber(connection_id)
     else:
-        subscriber = _check_target(services, check_subscriber(body.get("subscriber")))
-    ttl = _check_ttl(body.get("ttl", DEFAULT_TTL))
-    options = _check_options(body.get("options", {}))
+        subscriber = _check_target(services, check_subscriber(body.get("subscriber")), options)
     require = services.settings.require_confirmation
     create_in_place(services, caller, queue, {}, QueueSettings())  # lazily created, as upstream does
     subscription, created = services.subscriptions.create(
@@ -126,6 +132,12 @@ def subscription_create(
         confirmed=connection_id is not None and subscriber.startswith(WEBSOCKET_SCHEME + ":"),
         connection=connection_id if subscriber.startswith(WEBSOCKET_SCHEME + ":") else None, now_ms=_now_ms(),
     )
+    try:
+        listeners.raise_for(services, subscription)
+    except errors.Unavailable:
+        if created:  # a subscription its queue's pool does not know of would never be notified
+            services.subscriptions.delete(project=caller.project, queue=queue, sid=subscription.id)
+        raise
     if created:
         events = [Event("subscription.created", caller.project, queue, describe(subscription))]
     elif require and not subscription.confirmed:
@@ -164,17 +176,21 @@ def subscription_update(services: Services, caller: Caller, queue: str, sid: str
     if not body:
         raise errors.InvalidBody("Say what to change: subscriber, ttl or options.")
     changes: dict[str, Any] = {}
-    if "subscriber" in body:
-        changes["subscriber"] = _check_target(services, check_subscriber(body["subscriber"]))
     if "ttl" in body:
         changes["ttl"] = _check_ttl(body["ttl"])
     if "options" in body:
         changes["options"] = _check_options(body["options"])
+    if "subscriber" in body:
+        changes["subscriber"] = check_subscriber(body["subscriber"])
+    if "subscriber" in changes or "options" in changes:  # the pair must work together
+        current = subscription_get(services, caller, queue, sid)
+        _check_target(services, changes.get("subscriber", current.subscriber), changes.get("options", current.options))
     updated = services.subscriptions.update(
         project=caller.project, queue=queue, sid=sid[:64], changes=changes, now_ms=_now_ms()
     )
     if updated is None:
         raise errors.NotFound(f"Subscription {sid[:64]} does not exist in queue {queue}.")
+    listeners.raise_for(services, updated)
     events = [Event("subscription.updated", caller.project, queue, describe(updated))]
     services.sink.publish(events)
     return Outcome(None, events)
@@ -183,6 +199,8 @@ def subscription_update(services: Services, caller: Caller, queue: str, sid: str
 def subscription_delete(services: Services, caller: Caller, queue: str, sid: str) -> Outcome[None]:
     validation.queue_name(queue, services.settings.limits)
     removed = services.subscriptions.delete(project=caller.project, queue=queue, sid=sid[:64])
+    if removed:
+        listeners.lower(services, caller.project, queue)
     events = [Event("subscription.deleted", caller.project, queue, describe(s)) for s in removed]
     services.sink.publish(events)
     return Outcome(None, events)
@@ -199,6 +217,10 @@ def subscription_confirm(services: Services, caller: Caller, queue: str, sid: st
     )
     if updated is None:
         raise errors.NotFound(f"Subscription {sid[:64]} does not exist in queue {queue}.")
+    if confirmed:
+        listeners.raise_for(services, updated)
+    else:
+        listeners.lower(services, caller.project, queue)
     kind = "subscription.confirmed" if confirmed else "subscription.unconfirmed"
     events = [Event(kind, caller.project, queue, describe(updated))]
     services.sink.publish(events)
@@ -208,6 +230,8 @@ def subscription_confirm(services: Services, caller: Caller, queue: str, sid: st
 def subscriptions_of_connection_delete(services: Services, connection_id: str) -> Outcome[None]:
     """Remove what a websocket connection subscribed, when it goes away."""
     removed = services.subscriptions.delete_for_connection(connection_id)
+    for project, queue in sorted({(s.project, s.queue) for s in removed}):
+        listeners.lower(services, project, queue)
     events = [Event("subscription.deleted", s.project, s.queue, describe(s)) for s in removed]
     services.sink.publish(events)
     return Outcome(None, events)

@@ -155,7 +155,7 @@ def queue_settings(metadata: Mapping[str, Any], limits: Limits, *, encryption_av
         raise errors.InvalidBody("_flavor must be a flavor name.")
     policy = m.get("_retry_policy")
     if policy is not None:
-        from chalicelib.notify import retry
+        from chalicelib.rules import retry_policy as retry
 
         retry.check(policy, "Queue")
     return QueueSettings(

@@ -73,6 +73,8 @@ class Event:
 class EventSink(Protocol):
     durable: bool
     """True when events must also go through the pool's outbox (a stream consumes them)."""
+    complete: bool
+    """True when every change is streamed, not only what subscriptions need."""
 
     def publish(self, events: Sequence[Event]) -> list[str]:
         """Publish; returns the ids of the events that were accepted. Never raises."""
@@ -82,6 +84,7 @@ class NullSink:
     """Drops events: no stream is configured."""
 
     durable = False
+    complete = False
 
     def publish(self, events: Sequence[Event]) -> list[str]:
         return []
@@ -91,6 +94,7 @@ class RecordingSink:
     """Keeps events in memory, for tests."""
 
     durable = False
+    complete = True
 
     def __init__(self) -> None:
         self.events: list[Event] = []
@@ -98,3 +102,13 @@ class RecordingSink:
     def publish(self, events: Sequence[Event]) -> list[str]:
         self.events.extend(events)
         return [event.id for event in events]
+
+
+def publish_changes(sink: EventSink, events: Sequence[Event]) -> None:
+    """Queue, message and claim changes: streamed only when the deployment asks for every change.
+
+    Notifications need none of them (message.posted goes through the
+    outbox, subscription events are published by their operations).
+    """
+    if sink.complete and events:
+        sink.publish(events)

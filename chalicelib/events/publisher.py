@@ -28,7 +28,8 @@ def partition_key(event: Event) -> str:
 class KinesisSink:
     durable = True
 
-    def __init__(self, stream: str, client: Any = None) -> None:
+    def __init__(self, stream: str, client: Any = None, *, complete: bool = False) -> None:
+        self.complete = complete
         self._stream = stream
         self._client = client
 

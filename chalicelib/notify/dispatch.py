@@ -1,10 +1,12 @@
 """Batches from the stream and from the retry queue, one record at a time.
 
-Partial failures are reported (``batchItemFailures``): for the stream the
-first record that could not be handled stops the batch, so Lambda retries
-from there and the events of a queue stay in order; for SQS each failed
-message is retried on its own. A record that can never be handled (not an
-event of ours, not JSON) is logged and skipped so it cannot block a shard.
+Every delivery is settled by the notifier on its own, so a record fails
+only when its work could not be handed to anything durable (the retry
+queue is unreachable): for the stream that record stops the batch (Lambda
+retries from there, so a queue's events stay in order); for SQS each
+failed message is retried on its own. A record that is not one of ours
+(not JSON, not our event, not a job) is logged and skipped so it cannot
+block a shard.
 """
 
 from __future__ import annotations
@@ -17,36 +19,37 @@ from typing import Any
 
 from chalicelib import errors
 from chalicelib.events.model import Event
-from chalicelib.notify.notifier import Job, Notifier
+from chalicelib.notify.jobs import Job
+from chalicelib.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
 
-def _transient() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (errors.Unavailable, BotoCoreError, ClientError)
+def events_of(record: dict[str, Any]) -> list[Event]:
+    """The events a stream record carries: one CloudEvent, or a JSON array of them."""
+    document = json.loads(base64.b64decode(record["kinesis"]["data"]))
+    documents = document if isinstance(document, list) else [document]
+    return [Event.from_cloudevent(d) for d in documents]
 
 
 def on_stream(notifier: Notifier, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    transient = _transient()
     for record in records:
         sequence = record["kinesis"]["sequenceNumber"]
         try:
-            event = Event.from_cloudevent(json.loads(base64.b64decode(record["kinesis"]["data"])))
-        except (ValueError, KeyError, TypeError) as exc:
+            events = events_of(record)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.error("skipping stream record %s that is not one of our events: %s", sequence, exc)
             continue
         try:
-            notifier.dispatch(event)
-        except transient as exc:
-            log.warning("event %s will be retried: %s", event.id, exc)
+            for event in events:
+                notifier.dispatch(event)
+        except errors.Unavailable as exc:
+            log.warning("stream record %s will be retried: %s", sequence, exc.description)
             return {"batchItemFailures": [{"itemIdentifier": sequence}]}
     return {"batchItemFailures": []}
 
 
 def on_retry_queue(notifier: Notifier, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    transient = _transient()
     failures = []
     for record in records:
         try:
@@ -55,8 +58,8 @@ def on_retry_queue(notifier: Notifier, records: Sequence[dict[str, Any]]) -> dic
             log.error("dropping retry message %s that is not a delivery: %s", record.get("messageId"), exc)
             continue
         try:
-            notifier.attempt(job)
-        except transient as exc:
-            log.warning("delivery %s will be retried by SQS: %s", job.key, exc)
+            notifier.run(job)
+        except errors.Unavailable as exc:
+            log.warning("delivery %s will be retried by SQS: %s", job.delivery_id, exc.description)
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

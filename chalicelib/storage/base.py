@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -72,14 +73,61 @@ class Posted:
     now_ms: int
     effective: list[tuple[int, int]]
     """(ttl, delay) of each message after the queue's defaults applied."""
+    event_stored: bool = False
+    """The message.posted event went to the queue's outbox: someone listens, so publish it."""
 
 
 @dataclasses.dataclass(frozen=True)
-class OutboxEvent:
-    """An event to keep in the pool's outbox, written in the same atomic step as its change."""
+class PostedEntry:
+    """One message of a message.posted outbox entry."""
 
     id: str
-    json: str
+    ttl: int
+    delay: int
+    body: str
+    """As stored: JSON text, or ciphertext when the entry is encrypted."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PostedEvent:
+    """A message.posted outbox entry, as every driver writes it.
+
+    On the wire (the JSON text drivers store): ``{"id", "t" (ms), "x" (0|1),
+    "m": [[id, ttl, delay, body], ...]}``.
+    """
+
+    id: str
+    time_ms: int
+    encrypted: bool
+    messages: list[PostedEntry]
+
+    def to_json(self) -> str:
+        rows = [[m.id, m.ttl, m.delay, m.body] for m in self.messages]
+        return json.dumps({"id": self.id, "t": self.time_ms, "x": int(self.encrypted), "m": rows},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> PostedEvent:
+        doc = json.loads(text)
+        entries = [PostedEntry(str(i), int(t), int(d), str(b)) for i, t, d, b in doc["m"]]
+        return cls(str(doc["id"]), int(doc["t"]), bool(doc["x"]), entries)
+
+
+@dataclasses.dataclass(frozen=True)
+class Listeners:
+    """Whether a queue has subscribers who can receive, as its pool knows it."""
+
+    until_ms: int
+    generation: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Flagged:
+    """A queue whose outbox holds events a request could not publish (since ``since_ms``)."""
+
+    project: str
+    queue: str
+    since_ms: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,9 +262,16 @@ class MessageStore(abc.ABC):
         encrypted: bool,
         request_size: int,
         default_ttl: int,
-        event: OutboxEvent | None = None,
+        event_id: str,
+        stream_all: bool = False,
     ) -> Posted:
-        """Append messages atomically, oldest first, with ``event`` in the outbox.
+        """Append messages atomically, oldest first.
+
+        In the same atomic step, when the queue has subscribers who can
+        receive (see ``listen``) or ``stream_all`` is set, the message.posted
+        event ``event_id`` (a PostedEvent) goes to the queue's outbox and
+        ``Posted.event_stored`` is True; otherwise nothing but the messages
+        is written. On Redis that is one round trip either way.
 
         Raises QueueMissing when the queue does not exist and ``create`` is
         False, EncryptionRequired when the queue encrypts and ``encrypted``
@@ -309,11 +364,45 @@ class MessageStore(abc.ABC):
 
     @abc.abstractmethod
     def outbox_pending(self, *, project: str, queue: str, written_before_ms: int) -> list[tuple[str, str]]:
-        """(id, JSON) of outbox events written before the given time and still unpublished."""
+        """(id, JSON) of outbox events written before the given time and still unpublished, oldest first."""
 
     @abc.abstractmethod
-    def gc(self, *, project: str, queue: str) -> int:
-        """Reclaim expired messages and claims of one queue; returns how many."""
+    def outbox_flag(self, *, project: str, queue: str) -> None:
+        """Tell the relay that this queue's outbox holds events nobody published."""
+
+    @abc.abstractmethod
+    def outbox_flagged(self, *, flagged_before_ms: int, limit: int) -> list[Flagged]:
+        """Queues of this pool whose outbox the relay should publish, oldest flag first."""
+
+    @abc.abstractmethod
+    def outbox_unflag(self, *, flagged: Flagged) -> bool:
+        """Take the queue off the relay's list unless it was flagged again since ``flagged`` was read."""
+
+    # -- who listens ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def listen(self, *, project: str, queue: str, until_ms: int) -> int:
+        """Record that the queue has subscribers who can receive until ``until_ms``.
+
+        The horizon only grows here; every call bumps the generation, which
+        is returned. Kept when the queue itself is deleted.
+        """
+
+    @abc.abstractmethod
+    def listeners(self, *, project: str, queue: str) -> Listeners:
+        """The queue's listening horizon and its generation (zeros when never set)."""
+
+    @abc.abstractmethod
+    def listen_lower(self, *, project: str, queue: str, until_ms: int, generation: int) -> bool:
+        """Set the horizon to ``until_ms`` unless ``listen`` ran since ``generation`` was read."""
+
+    @abc.abstractmethod
+    def gc(self, *, project: str, queue: str, stale_before_ms: int) -> int:
+        """Reclaim expired messages and claims of one queue; returns how many.
+
+        Outbox events unpublished since before ``stale_before_ms`` (their
+        request died before publishing or flagging them) are flagged.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

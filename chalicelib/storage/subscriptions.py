@@ -196,3 +196,16 @@ class SubscriptionStore:
                 return [_row(row) for row in conn.execute(query.order_by(subscriptions.c.id))]
         except sa_exc.SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
+
+    def listening_until(self, *, project: str, queue: str, now_ms: int, confirmed_only: bool) -> int:
+        """When the last live subscription of the queue that can receive expires (0 when none can)."""
+        query = sa.select(sa.func.max(subscriptions.c.expires)).where(
+            self._scope(project, queue), subscriptions.c.expires > now_ms)
+        if confirmed_only:
+            query = query.where(subscriptions.c.confirmed.is_(True))
+        try:
+            with self._engine.connect() as conn:
+                value = conn.execute(query).scalar()
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return int(value or 0)

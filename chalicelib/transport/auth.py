@@ -51,7 +51,7 @@ def _validator(services: Services) -> object:
 
 def signed_grant(services: Services, headers: Mapping[str, str], *, method: str, path: str) -> Identity:
     """The identity a pre-signed URL gives; NotFound (as upstream) when it does not cover this request."""
-    from chalicelib.api import signing
+    from chalicelib import signing
 
     key = services.settings.signing_key
     project = headers.get("x-project-id") or ""

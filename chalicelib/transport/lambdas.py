@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 from chalice.app import WebsocketAPI
 
 from chalicelib import runtime
+from chalicelib.api.context import Services
+from chalicelib.notify.channels.websocket import Pusher
 from chalicelib.notify.notifier import Notifier
 from chalicelib.transport.aws import ChaliceSender
 
 _lock = threading.Lock()
 _notifier: Notifier | None = None
+SYSTEM_CLIENT = "00000000-0000-4000-8000-00000000000a"  # the Client-ID of failure records
 
 
 def notifier(websocket_api: WebsocketAPI) -> Notifier:
@@ -28,8 +32,51 @@ def notifier(websocket_api: WebsocketAPI) -> Notifier:
                     # outside a websocket handler Chalice cannot know the API: configuration says
                     websocket_api.configure_from_api_id(settings.websocket_api_id, settings.websocket_stage)
                 pusher = ChaliceSender(websocket_api) if websocket_api._endpoint is not None else None
-                _notifier = Notifier(services, pusher=pusher)
+                _notifier = build_notifier(services, pusher)
     return _notifier
+
+
+def build_notifier(services: Services, pusher: Pusher | None, *, sqs: Any = None, ses: Any = None) -> Notifier:
+    """The notifier and what it needs from the rest of the service, wired here so that
+    notify never calls api operations and api never imports notify."""
+    from chalicelib.api import messages, subscriptions
+    from chalicelib.api.context import Caller
+    from chalicelib.notify.channels.email import EmailChannel
+    from chalicelib.notify.channels.webhook import WebhookChannel
+    from chalicelib.notify.channels.websocket import WebsocketChannel
+    from chalicelib.notify.failures import FAILED_QUEUE, FailureLog
+    from chalicelib.notify.schedule import RetryQueue
+
+    settings = services.settings
+
+    def post_failure(project: str, record: dict[str, Any]) -> None:
+        body = {"messages": [{"body": record, "ttl": settings.limits.max_message_ttl}]}
+        caller = Caller(project=project, client_id=SYSTEM_CLIENT)
+        messages.message_post(services, caller, FAILED_QUEUE, body, size=len(json.dumps(body)))
+
+    def queue_policy(project: str, queue: str) -> Any:
+        store = services.pooling.lookup(project=project, queue=queue)
+        metadata = None if store is None else store.queue_get(project=project, queue=queue)
+        return (metadata or {}).get("_retry_policy")
+
+    def connection_gone(connection: str) -> None:
+        subscriptions.subscriptions_of_connection_delete(services, connection)
+
+    webhooks = WebhookChannel(settings)
+    return Notifier(
+        settings,
+        subscriptions=services.subscriptions,
+        deliveries=services.deliveries,
+        channels={
+            "http": webhooks,
+            "https": webhooks,
+            "mailto": EmailChannel(settings, ses),
+            "websocket": WebsocketChannel(pusher, connection_gone),
+        },
+        retries=RetryQueue(settings.retry_queue, sqs),
+        failures=FailureLog(post_failure),
+        queue_policy=queue_policy,
+    )
 
 
 def reset() -> None:
@@ -73,7 +120,8 @@ def close_expired_connections(websocket_api: WebsocketAPI) -> int:
 
     services = runtime.services()
     expired = services.connections.expired(now=time.time())
-    sender = ChaliceSender(websocket_api) if notifier(websocket_api).can_push else None
+    notifier(websocket_api)  # configures the management API from the settings
+    sender = ChaliceSender(websocket_api) if websocket_api._endpoint is not None else None
     for connection_id in expired:
         if sender is not None:
             sender.send(connection_id, '{"error": "Authentication expired."}')

@@ -60,7 +60,7 @@ def post(store: MessageStore, project: str, bodies: list[str], *, queue: str = Q
     messages = [NewMessage(uuid.uuid4().hex, body, ttl, delay) for body in bodies]
     return store.message_post(
         project=project, queue=queue, messages=messages, client_id=client, create=True, encrypted=False,
-        request_size=100, default_ttl=3600,
+        request_size=100, default_ttl=3600, event_id=uuid.uuid4().hex,
     ).ids
 
 
@@ -131,7 +131,7 @@ def test_projects_with_the_same_queue_name_never_see_each_other(store: MessageSt
 def test_post_to_a_missing_queue_without_create_stores_nothing(store: MessageStore, project: str) -> None:
     with pytest.raises(base.QueueMissing):
         store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"x"', None, None)], client_id="c",
-                           create=False, encrypted=False, request_size=10, default_ttl=3600)
+                           create=False, encrypted=False, request_size=10, default_ttl=3600, event_id="e")
     assert store.queue_get(project=project, queue=Q) is None
 
 
@@ -146,7 +146,7 @@ def test_post_larger_than_the_queue_limit_is_refused_whole(store: MessageStore, 
     store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(max_post_size=50))
     with pytest.raises(base.PostTooLarge) as raised:
         store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"x"', None, None)], client_id="c",
-                           create=False, encrypted=False, request_size=51, default_ttl=3600)
+                           create=False, encrypted=False, request_size=51, default_ttl=3600, event_id="e")
     assert raised.value.limit == 50
     assert store.queue_stats(project=project, queue=Q).total == 0
 
@@ -348,28 +348,92 @@ def test_stats_count_claimed_and_free_with_oldest_and_newest(store: MessageStore
 def test_gc_reclaims_expired_messages_without_other_traffic(store: MessageStore, project: str) -> None:
     post(store, project, ['"a"', '"b"'], ttl=1)
     time.sleep(1.1)
-    assert store.gc(project=project, queue=Q) >= 2
+    assert store.gc(project=project, queue=Q, stale_before_ms=0) >= 2
     assert store.queue_stats(project=project, queue=Q).total == 0
 
 
 # -- outbox -------------------------------------------------------------------------------
 
 
-def test_a_post_writes_its_event_to_the_outbox_in_the_same_step(store: MessageStore, project: str) -> None:
-    import json
+def _post_two(store: MessageStore, project: str, event_id: str, *, stream_all: bool = False) -> base.Posted:
+    return store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"a"', 120, None),
+                                                                  NewMessage("m2", '{"b":1}', None, 0)],
+                              client_id="c", create=True, encrypted=False, request_size=10, default_ttl=3600,
+                              event_id=event_id, stream_all=stream_all)
 
+
+def _pending(store: MessageStore, project: str) -> list[base.PostedEvent]:
+    found = store.outbox_pending(project=project, queue=Q, written_before_ms=2**50)
+    return [base.PostedEvent.from_json(document) for _id, document in found]
+
+
+def test_a_post_to_a_queue_nobody_listens_to_writes_no_event(store: MessageStore, project: str) -> None:
+    posted = _post_two(store, project, "ev0")
+    assert not posted.event_stored
+    assert _pending(store, project) == []
+
+
+def test_a_post_to_a_listened_queue_writes_its_event_in_the_same_step(store: MessageStore, project: str) -> None:
     store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(default_delay=30))
-    event = base.OutboxEvent("ev1", json.dumps({"id": "ev1", "data": {"messages": [1, 2]}}))
-    posted = store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"a"', 120, None),
-                                                                    NewMessage("m2", '"b"', None, 0)],
-                                client_id="c", create=False, encrypted=False, request_size=10, default_ttl=3600,
-                                event=event)
-    assert posted.effective == [(120, 30), (3600, 0)]
-    pending = store.outbox_pending(project=project, queue=Q, written_before_ms=posted.now_ms + 1)
-    assert [(eid, json.loads(doc)["effective"]) for eid, doc in pending] == [("ev1", [[120, 30], [3600, 0]])]
+    store.listen(project=project, queue=Q, until_ms=2**45)
+    posted = _post_two(store, project, "ev1")
+    assert posted.event_stored and posted.effective == [(120, 30), (3600, 0)]
+    [event] = _pending(store, project)
+    assert (event.id, event.time_ms, event.encrypted) == ("ev1", posted.now_ms, False)
+    assert event.messages == [base.PostedEntry("m1", 120, 30, '"a"'), base.PostedEntry("m2", 3600, 0, '{"b":1}')]
     assert store.outbox_pending(project=project, queue=Q, written_before_ms=posted.now_ms - 1) == []
     store.outbox_done(project=project, queue=Q, ids=["ev1"])
-    assert store.outbox_pending(project=project, queue=Q, written_before_ms=posted.now_ms + 1) == []
+    assert _pending(store, project) == []
+
+
+def test_every_post_writes_its_event_when_every_change_is_streamed(store: MessageStore, project: str) -> None:
+    assert _post_two(store, project, "ev1", stream_all=True).event_stored
+    assert [e.id for e in _pending(store, project)] == ["ev1"]
+
+
+def test_an_expired_listening_horizon_writes_no_event(store: MessageStore, project: str) -> None:
+    now = store.queue_stats(project=project, queue=Q).now_ms
+    store.listen(project=project, queue=Q, until_ms=now - 1)
+    assert not _post_two(store, project, "ev1").event_stored
+
+
+def test_who_listens_outlives_the_queue_and_is_lowered_only_from_a_current_view(
+        store: MessageStore, project: str) -> None:
+    assert store.listeners(project=project, queue=Q) == base.Listeners(0, 0)
+    first = store.listen(project=project, queue=Q, until_ms=2**44)
+    store.listen(project=project, queue=Q, until_ms=2**40)  # never lowers the horizon
+    seen = store.listeners(project=project, queue=Q)
+    assert seen.until_ms == 2**44 and seen.generation > first
+    store.queue_delete(project=project, queue=Q)
+    assert store.listeners(project=project, queue=Q) == seen
+    store.listen(project=project, queue=Q, until_ms=2**44)  # a subscription arrived after `seen` was read
+    assert not store.listen_lower(project=project, queue=Q, until_ms=0, generation=seen.generation)
+    current = store.listeners(project=project, queue=Q)
+    assert store.listen_lower(project=project, queue=Q, until_ms=0, generation=current.generation)
+    assert store.listeners(project=project, queue=Q).until_ms == 0
+    assert not _post_two(store, project, "ev1").event_stored
+
+
+def _flagged(store: MessageStore, project: str) -> list[base.Flagged]:
+    return [f for f in store.outbox_flagged(flagged_before_ms=2**50, limit=1000) if f.project == project]
+
+
+def test_the_relay_finds_flagged_outboxes_and_only_those(store: MessageStore, project: str) -> None:
+    store.listen(project=project, queue=Q, until_ms=2**45)
+    _post_two(store, project, "ev1")
+    store.outbox_flag(project=project, queue=Q)
+    [flagged] = _flagged(store, project)
+    assert (flagged.project, flagged.queue) == (project, Q)
+    store.outbox_done(project=project, queue=Q, ids=["ev1"])
+    assert store.outbox_unflag(flagged=flagged)
+    assert _flagged(store, project) == []
+
+
+def test_housekeeping_flags_an_outbox_whose_request_died(store: MessageStore, project: str) -> None:
+    store.listen(project=project, queue=Q, until_ms=2**45)
+    posted = _post_two(store, project, "ev1")  # neither published nor flagged: the request died here
+    store.gc(project=project, queue=Q, stale_before_ms=posted.now_ms + 1)
+    assert [(f.project, f.queue) for f in _flagged(store, project)] == [(project, Q)]
 
 
 def test_a_refused_post_leaves_no_event(store: MessageStore, project: str) -> None:
@@ -377,5 +441,5 @@ def test_a_refused_post_leaves_no_event(store: MessageStore, project: str) -> No
     with pytest.raises(base.EncryptionRequired):
         store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"a"', None, None)], client_id="c",
                            create=False, encrypted=False, request_size=10, default_ttl=3600,
-                           event=base.OutboxEvent("ev2", '{"id": "ev2"}'))
+                           event_id="ev2", stream_all=True)
     assert store.outbox_pending(project=project, queue=Q, written_before_ms=2**50) == []

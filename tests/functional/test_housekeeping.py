@@ -16,7 +16,7 @@ def test_housekeeping_reclaims_expired_messages_of_every_queue(api: Api, chalice
 
     for queue in ("a", "b"):
         api.put(f"/v2/queues/{queue}")
-        store.message_post(project=api.project, queue=queue, messages=[NewMessage(f"m-{queue}", '"x"', 1, None)], client_id="c",
+        store.message_post(project=api.project, queue=queue, messages=[NewMessage(f"m-{queue}", '"x"', 1, None)], client_id="c", event_id="e",
                            create=False, encrypted=False, request_size=1, default_ttl=3600)
     time.sleep(1.1)
     event = chalice_client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},

@@ -20,8 +20,8 @@ import app as app_module
 from chalicelib import runtime
 from chalicelib.api import relay
 from chalicelib.api.context import Services
-from chalicelib.api.signing import subscription_secret
 from chalicelib.events.publisher import KinesisSink
+from chalicelib.signing import subscription_secret
 from chalicelib.transport import lambdas
 from infra.local.pumps import QueuePump, StreamPump, provision
 from tests.conftest import make_settings

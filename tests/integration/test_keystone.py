@@ -13,8 +13,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import runtime
-from chalicelib.api import signing
+from chalicelib import runtime, signing
 from chalicelib.api.context import Services
 from chalicelib.transport import auth
 from tests import keystone_server

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from chalicelib import errors
-from chalicelib.api import crypto, validation
+from chalicelib import crypto, errors
+from chalicelib.api import validation
 from chalicelib.api.queues import apply_patch, metadata_filters
 from chalicelib.config import ConfigError, Limits, Settings
 from chalicelib.storage.pooling import choose_weighted
@@ -124,3 +124,8 @@ def test_log_records_are_json_lines() -> None:
     record = logging.LogRecord("zaqar", logging.WARNING, __file__, 1, "pool %s is slow", ("p1",), None)
     line = json.loads(JsonFormatter().format(record))
     assert (line["level"], line["logger"], line["message"]) == ("WARNING", "zaqar", "pool p1 is slow")
+
+
+def test_a_queue_tag_names_its_tenant_and_queue_back() -> None:
+    for project, queue in [("proj", "q"), ("a/b", "c"), ("p}x {y}%", "orders-1")]:
+        assert keys.from_tag_body(keys.tag_body(project, queue)) == (project, queue)

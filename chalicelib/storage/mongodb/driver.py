@@ -12,7 +12,11 @@ Collections (in the database named by the pool URI, ``zaqar`` by default):
   expiry ms, claim count), b (body text).
 - ``claims``: ``_id`` = claim id; p, q, em / e, t, g, cr, ids.
 - ``deadletters``: messages a claim took out for their dead-letter queue.
-- ``outbox``: events written with their change, until published.
+- ``outbox``: events written with their change, until published (p, q, w
+  written ms, doc: the PostedEvent JSON). Every entry still here after the
+  grace time is the relay's work, so no separate index of flagged queues.
+- ``listeners``: ``_id`` = {p, q}; until (ms: the queue has subscribers who
+  can receive until then) and gen; kept when the queue is deleted.
 
 A claim takes each candidate with a conditional update (``ce`` still in
 the past), so two consumers never win the same message. Times are this
@@ -103,6 +107,7 @@ class MongoStore(base.MessageStore):
         self._claims = db["claims"]
         self._dead = db["deadletters"]
         self._outbox = db["outbox"]
+        self._listeners = db["listeners"]
         self._clock = clock
         with translated("prepare its indexes"):
             self._messages.create_index([("p", 1), ("q", 1), ("k", 1)], unique=True, name="marker")
@@ -111,6 +116,7 @@ class MongoStore(base.MessageStore):
             self._messages.create_index([("e", 1)], expireAfterSeconds=60, name="ttl")
             self._claims.create_index([("e", 1)], expireAfterSeconds=60, name="ttl")
             self._outbox.create_index([("p", 1), ("q", 1), ("w", 1)], name="pending")
+            self._outbox.create_index([("w", 1)], name="written")
 
     def _now(self) -> int:
         return int(self._clock() * 1000)
@@ -189,7 +195,7 @@ class MongoStore(base.MessageStore):
 
     def message_post(self, *, project: str, queue: str, messages: Sequence[base.NewMessage], client_id: str,
                      create: bool, encrypted: bool, request_size: int, default_ttl: int,
-                     event: base.OutboxEvent | None = None) -> base.Posted:
+                     event_id: str, stream_all: bool = False) -> base.Posted:
         now = self._now()
         scope = {"_id": self._scope(project, queue)}
         with translated("store the messages"):
@@ -216,11 +222,15 @@ class MongoStore(base.MessageStore):
                              "em": expires, "e": _date(expires), "d": now + delay * 1000 if delay else 0,
                              "u": client_id, "x": encrypted, "c": None, "ce": 0, "cc": 0, "b": message.body})
                 effective.append((ttl, delay))
+            listening = self._listeners.find_one(scope, {"until": 1}) or {}
+            store_event = stream_all or int(listening.get("until") or 0) > now
             self._messages.insert_many(docs, ordered=True)
-            if event is not None:
-                document = event.json[:-1] + ',"effective":' + json.dumps(effective) + "}"
-                self._outbox.insert_one({"_id": event.id, "p": project, "q": queue, "w": now, "doc": document})
-        return base.Posted([m.id for m in messages], now, effective)
+            if store_event:
+                entries = [base.PostedEntry(m.id, ttl, delay, m.body)
+                           for m, (ttl, delay) in zip(messages, effective, strict=True)]
+                document = base.PostedEvent(event_id, now, encrypted, entries).to_json()
+                self._outbox.insert_one({"_id": event_id, "p": project, "q": queue, "w": now, "doc": document})
+        return base.Posted([m.id for m in messages], now, effective, event_stored=store_event)
 
     def message_list(self, *, project: str, queue: str, marker: str | None, limit: int, client_id: str, echo: bool,
                      include_claimed: bool, include_delayed: bool) -> base.Page[base.MessageRecord]:
@@ -418,7 +428,43 @@ class MongoStore(base.MessageStore):
             docs = self._outbox.find({**self._scope(project, queue), "w": {"$lte": written_before_ms}}).sort("w", 1)
             return [(d["_id"], d["doc"]) for d in docs.limit(500)]
 
-    def gc(self, *, project: str, queue: str) -> int:
+    def outbox_flag(self, *, project: str, queue: str) -> None:
+        """Nothing to do: the relay finds every outbox entry older than its grace time by itself."""
+
+    def outbox_flagged(self, *, flagged_before_ms: int, limit: int) -> list[base.Flagged]:
+        pipeline = [
+            {"$match": {"w": {"$lte": flagged_before_ms}}},
+            {"$group": {"_id": {"p": "$p", "q": "$q"}, "since": {"$min": "$w"}}},
+            {"$sort": {"since": 1}},
+            {"$limit": limit},
+        ]
+        with translated("read the outbox"):
+            rows = list(self._outbox.aggregate(pipeline))
+        return [base.Flagged(r["_id"]["p"], r["_id"]["q"], int(r["since"])) for r in rows]
+
+    def outbox_unflag(self, *, flagged: base.Flagged) -> bool:
+        return True  # what is left in the outbox is found again by outbox_flagged
+
+    def listen(self, *, project: str, queue: str, until_ms: int) -> int:
+        with translated("record the subscribers"):
+            doc = self._listeners.find_one_and_update(
+                {"_id": self._scope(project, queue)}, {"$max": {"until": until_ms}, "$inc": {"gen": 1}},
+                upsert=True, return_document=ReturnDocument.AFTER)
+        return int(doc["gen"])
+
+    def listeners(self, *, project: str, queue: str) -> base.Listeners:
+        with translated("read the subscribers record"):
+            doc = self._listeners.find_one({"_id": self._scope(project, queue)}) or {}
+        return base.Listeners(until_ms=int(doc.get("until") or 0), generation=int(doc.get("gen") or 0))
+
+    def listen_lower(self, *, project: str, queue: str, until_ms: int, generation: int) -> bool:
+        query: dict[str, Any] = {"_id": self._scope(project, queue), "gen": generation}
+        with translated("record the subscribers"):
+            if generation == 0:  # never raised: there may be no document yet
+                query = {"_id": self._scope(project, queue), "gen": {"$exists": False}}
+            return bool(self._listeners.update_one(query, {"$set": {"until": until_ms}}).matched_count)
+
+    def gc(self, *, project: str, queue: str, stale_before_ms: int) -> int:
         now = self._now()
         scope = self._scope(project, queue)
         with translated("reclaim expired data"):

@@ -20,7 +20,9 @@ _LUA = Path(__file__).with_name("lua")
 _SCRIPTS = (
     "post", "list", "get_many", "delete", "delete_many", "claim", "claim_get",
     "claim_update", "claim_delete", "stats", "queue_put", "dead_letter_accept", "gc", "purge",
+    "listen", "listen_lower",
 )
+_STANDALONE = ("unflag",)  # scripts on pool-wide keys: no per-queue prelude
 # How many index entries one list or claim may look at before it returns
 # what it found (with a marker to go on): it bounds the time a script holds Redis.
 SCAN_BUDGET = 5000
@@ -36,7 +38,9 @@ _SETTING_FIELDS = {
 
 def _script_sources() -> dict[str, str]:
     prelude = (_LUA / "_common.lua").read_text()
-    return {name: prelude + "\n" + (_LUA / f"{name}.lua").read_text() for name in _SCRIPTS}
+    sources = {name: prelude + "\n" + (_LUA / f"{name}.lua").read_text() for name in _SCRIPTS}
+    sources.update({name: (_LUA / f"{name}.lua").read_text() for name in _STANDALONE})
+    return sources
 
 
 @contextlib.contextmanager
@@ -127,7 +131,7 @@ class RedisStore(base.MessageStore):
 
     def _run(self, name: str, project: str, queue: str, args: Sequence[Any], what: str) -> Any:
         with translated(what):
-            return self._scripts[name](keys=keys.queue_keys(project, queue), args=list(args))
+            return self._scripts[name](keys=list(keys.queue_keys(project, queue)), args=list(args))
 
     def ping(self) -> bool:
         try:
@@ -176,7 +180,7 @@ class RedisStore(base.MessageStore):
 
     def queue_delete(self, *, project: str, queue: str) -> None:
         with translated("delete the queue"):
-            self._client.delete(*keys.queue_keys(project, queue))
+            self._client.delete(*keys.queue_keys(project, queue).data)
 
     def queue_purge(self, *, project: str, queue: str) -> None:
         self._run("purge", project, queue, [], "purge the queue")
@@ -205,11 +209,12 @@ class RedisStore(base.MessageStore):
         encrypted: bool,
         request_size: int,
         default_ttl: int,
-        event: base.OutboxEvent | None = None,
+        event_id: str,
+        stream_all: bool = False,
     ) -> base.Posted:
         argv: list[Any] = [
             "1" if create else "0", client_id, "1" if encrypted else "0", request_size, default_ttl,
-            event.id if event else "", event.json if event else "",
+            event_id, "1" if stream_all else "0",
         ]
         for message in messages:
             argv += [
@@ -226,8 +231,9 @@ class RedisStore(base.MessageStore):
             raise base.EncryptionRequired(queue)
         if status == "too_large":
             raise base.PostTooLarge(int(out[1]))
-        effective = [(int(out[i]), int(out[i + 1])) for i in range(2, len(out), 2)]
-        return base.Posted(ids=[m.id for m in messages], now_ms=int(out[1]), effective=effective)
+        effective = [(int(out[i]), int(out[i + 1])) for i in range(3, len(out), 2)]
+        return base.Posted(ids=[m.id for m in messages], now_ms=int(out[1]), effective=effective,
+                           event_stored=bool(out[2]))
 
     def message_list(
         self,
@@ -303,7 +309,7 @@ class RedisStore(base.MessageStore):
     # -- dead letters and housekeeping ------------------------------------
 
     def _dead_letters(self, project: str, queue: str, ids: Sequence[str] | None) -> list[base.DeadLetter]:
-        outbox = keys.queue_keys(project, queue)[10]
+        outbox = keys.queue_keys(project, queue).x
         with translated("read dead letters"):
             if ids is None:
                 raw: dict[Any, Any] = dict(self._client.hgetall(outbox))
@@ -341,7 +347,7 @@ class RedisStore(base.MessageStore):
     def dead_letter_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
         if ids:
             with translated("forget dead letters"):
-                self._client.hdel(keys.queue_keys(project, queue)[10], *ids)
+                self._client.hdel(keys.queue_keys(project, queue).x, *ids)
 
     def outbox_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
         if not ids:
@@ -349,18 +355,51 @@ class RedisStore(base.MessageStore):
         names = keys.queue_keys(project, queue)
         with translated("mark events published"):
             pipe = self._client.pipeline(transaction=False)
-            pipe.zrem(names[11], *ids)
-            pipe.hdel(names[12], *ids)
+            pipe.zrem(names.o, *ids)
+            pipe.hdel(names.ob, *ids)
             pipe.execute()
 
     def outbox_pending(self, *, project: str, queue: str, written_before_ms: int) -> list[tuple[str, str]]:
         names = keys.queue_keys(project, queue)
         with translated("read the outbox"):
-            ids = self._client.zrangebyscore(names[11], "-inf", written_before_ms, start=0, num=500)
+            ids = self._client.zrangebyscore(names.o, "-inf", written_before_ms, start=0, num=500)
             if not ids:
                 return []
-            documents = self._client.hmget(names[12], ids)
+            documents = self._client.hmget(names.ob, ids)
         return [(eid, doc) for eid, doc in zip(ids, documents, strict=True) if doc is not None]
 
-    def gc(self, *, project: str, queue: str) -> int:
-        return int(self._run("gc", project, queue, [1000], "reclaim expired data"))
+    def outbox_flag(self, *, project: str, queue: str) -> None:
+        with translated("remember the unpublished events"):
+            self._client.zadd(keys.OUTBOXES, {keys.tag_body(project, queue): self._server_ms()})
+
+    def outbox_flagged(self, *, flagged_before_ms: int, limit: int) -> list[base.Flagged]:
+        with translated("read the outbox index"):
+            rows = self._client.zrangebyscore(keys.OUTBOXES, "-inf", flagged_before_ms, start=0, num=limit,
+                                              withscores=True)
+        return [base.Flagged(*keys.from_tag_body(member), int(score)) for member, score in rows]
+
+    def outbox_unflag(self, *, flagged: base.Flagged) -> bool:
+        member = keys.tag_body(flagged.project, flagged.queue)
+        with translated("update the outbox index"):
+            return bool(self._scripts["unflag"](keys=[keys.OUTBOXES], args=[member, flagged.since_ms]))
+
+    def _server_ms(self) -> int:
+        seconds, micros = self._client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def listen(self, *, project: str, queue: str, until_ms: int) -> int:
+        return int(self._run("listen", project, queue, [until_ms], "record the subscribers"))
+
+    def listeners(self, *, project: str, queue: str) -> base.Listeners:
+        with translated("read the subscribers record"):
+            until, gen = self._client.hmget(keys.queue_keys(project, queue).l, ["until", "gen"])
+        return base.Listeners(until_ms=int(until or 0), generation=int(gen or 0))
+
+    def listen_lower(self, *, project: str, queue: str, until_ms: int, generation: int) -> bool:
+        return bool(self._run("listen_lower", project, queue, [until_ms, generation], "record the subscribers"))
+
+    def gc(self, *, project: str, queue: str, stale_before_ms: int) -> int:
+        reclaimed, stale = self._run("gc", project, queue, [1000, stale_before_ms], "reclaim expired data")
+        if int(stale):
+            self.outbox_flag(project=project, queue=queue)
+        return int(reclaimed)

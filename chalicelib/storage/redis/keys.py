@@ -7,25 +7,67 @@ the tag injective: no project id, whatever characters it holds, can produce
 another tenant's keys, and no ``{``, ``}`` or ``/`` of a project id can cut
 the tag short. Queue names cannot hold those characters at all.
 
-The per-queue structures are documented in ``lua/_common.lua``.
+The per-queue structures are documented in ``lua/_common.lua``. Two more
+keys live outside the queue's data, so deleting the queue keeps them:
+
+- ``zq:{<tag>}:l`` (hash): ``until`` (ms) - the queue has subscribers who
+  can receive until then - and ``gen``, bumped by every raise, so a
+  lowering computed from an older view of the subscriptions can be refused.
+- ``zq:outboxes`` (sorted set, one per pool): the tags of queues whose
+  outbox holds events that a request could not publish, scored by when
+  that was noticed; the relay reads only these.
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from typing import NamedTuple
+from urllib.parse import quote, unquote
 
 PREFIX = "zq"
-SUFFIXES = ("q", "m", "f", "d", "cm", "e", "r", "b", "c", "ce", "x", "o", "ob")
+OUTBOXES = f"{PREFIX}:outboxes"
+
+
+class QueueKeys(NamedTuple):
+    """The keys of one queue, in the order the scripts expect (KEYS[1..14])."""
+
+    q: str
+    m: str
+    f: str
+    d: str
+    cm: str
+    e: str
+    r: str
+    b: str
+    c: str
+    ce: str
+    x: str
+    o: str
+    ob: str
+    l: str  # noqa: E741 - the schema's own name
+
+    @property
+    def data(self) -> list[str]:
+        """What deleting the queue removes: everything but the listener record."""
+        return list(self[:-1])
+
+
+def tag_body(project: str, queue: str) -> str:
+    return quote(project, safe="") + "/" + queue
+
+
+def from_tag_body(body: str) -> tuple[str, str]:
+    """The (project, queue) of a ``tag_body``."""
+    project, _, queue = body.rpartition("/")
+    return unquote(project), queue
 
 
 def tag(project: str, queue: str) -> str:
-    return "{" + quote(project, safe="") + "/" + queue + "}"
+    return "{" + tag_body(project, queue) + "}"
 
 
-def queue_keys(project: str, queue: str) -> list[str]:
-    """The keys of one queue, in the order the scripts expect (KEYS[1..13])."""
+def queue_keys(project: str, queue: str) -> QueueKeys:
     base = f"{PREFIX}:{tag(project, queue)}:"
-    return [base + suffix for suffix in SUFFIXES]
+    return QueueKeys(*(base + suffix for suffix in QueueKeys._fields))
 
 
 def queue_hash(project: str, queue: str) -> str:

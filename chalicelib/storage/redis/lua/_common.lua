@@ -15,16 +15,17 @@
 --   KEYS[10] ce  zset   claim ids, scored by claim expiry
 --   KEYS[11] x   hash   id -> dead letter JSON {r,b,q,t} waiting for its target
 --   KEYS[12] o   zset   outbox: event ids not yet published, scored by when they were written
---   KEYS[13] ob  hash   outbox: event id -> CloudEvent JSON
+--   KEYS[13] ob  hash   outbox: event id -> event JSON (see post.lua)
+--   KEYS[14] l   hash   until (ms: subscribers can receive until then), gen; kept when the queue is deleted
 --
 -- Invariant: a live message is in exactly one of f, d and cm. Claims take
 -- candidates from f only, so a message held by a live claim is never
 -- offered again, whatever order other claims end in.
 -- Times are milliseconds from the server's clock, shared by every client.
 redis.replicate_commands()
-local K_Q, K_M, K_F, K_D, K_CM, K_E, K_R, K_B, K_C, K_CE, K_X, K_O, K_OB =
+local K_Q, K_M, K_F, K_D, K_CM, K_E, K_R, K_B, K_C, K_CE, K_X, K_O, K_OB, K_L =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11],
-  KEYS[12], KEYS[13]
+  KEYS[12], KEYS[13], KEYS[14]
 local _t = redis.call('TIME')
 local NOW = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 

@@ -1,11 +1,12 @@
--- Appends messages to a queue, creating it when asked, and (when given) the
--- event that says so to the queue's outbox, in the same atomic step.
+-- Appends messages to a queue, creating it when asked, and, when the queue
+-- has subscribers who can receive (or every event is streamed), the
+-- message.posted event to the queue's outbox, in the same atomic step.
 -- ARGV: create (0|1), client id, encrypted (0|1), request size, default ttl,
---       event id ('' = no event), event JSON,
+--       event id, stream every event (0|1),
 --       then per message: id, ttl ('' = queue default), delay ('' = default), body.
--- The outbox copy of the event gets the effective ttl and delay of each
--- message appended as "effective": [[ttl, delay], ...].
--- Returns {'ok', now, ttl, delay, ...} | {'missing'} | {'encrypt'} | {'too_large', limit}.
+-- The outbox entry is {"id", "t" (ms), "x" (0|1), "m": [[id, ttl, delay, body], ...]}
+-- with each message's effective ttl and delay (chalicelib/storage/base.py reads it).
+-- Returns {'ok', now, stored (0|1), ttl, delay, ...} | {'missing'} | {'encrypt'} | {'too_large', limit}.
 if redis.call('EXISTS', K_Q) == 0 then
   if ARGV[1] ~= '1' then return {'missing'} end
   redis.call('HSET', K_Q, 'meta', '{}', 'ctr', 0, 'cr', NOW)
@@ -19,8 +20,10 @@ local default_delay = tonumber(s[2] or 0)
 local encrypted = tonumber(ARGV[3])
 local n = (#ARGV - 7) / 4
 local first = redis.call('HINCRBY', K_Q, 'ctr', n) - n + 1
-local out = {'ok', NOW}
-local effective = {}
+local listening = tonumber(redis.call('HGET', K_L, 'until') or 0) > NOW
+local store_event = ARGV[7] == '1' or listening
+local out = {'ok', NOW, store_event and 1 or 0}
+local entries = {}
 for i = 0, n - 1 do
   local a = 8 + i * 4
   local id = ARGV[a]
@@ -45,11 +48,10 @@ for i = 0, n - 1 do
   end
   out[#out + 1] = ttl
   out[#out + 1] = delay
-  effective[#effective + 1] = {ttl, delay}
+  if store_event then entries[#entries + 1] = {id, ttl, delay, ARGV[a + 3]} end
 end
-if ARGV[6] ~= '' then
-  local event = ARGV[7]
-  redis.call('HSET', K_OB, ARGV[6], string.sub(event, 1, -2) .. ',"effective":' .. cjson.encode(effective) .. '}')
+if store_event then
+  redis.call('HSET', K_OB, ARGV[6], cjson.encode({id = ARGV[6], t = NOW, x = encrypted, m = entries}))
   redis.call('ZADD', K_O, NOW, ARGV[6])
 end
 return out

@@ -13,7 +13,6 @@ message on an SQS delay queue.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -106,7 +105,3 @@ def effective(queue_policy: Mapping[str, Any] | None, subscription_policy: Mappi
         subscription_policy.get("ignore_subscription_override"))
     chosen = queue_policy if ignore or not subscription_policy else subscription_policy
     return _build(chosen)
-
-
-def total_wait(policy: RetryPolicy) -> int:
-    return int(math.fsum(policy.delays()))

@@ -1,0 +1,75 @@
+"""The documents subscribers receive: Zaqar's notification, SubscriptionConfirmation
+and UnsubscribeConfirmation (webhooks and websockets get them as JSON; emails
+as text built from them)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalicelib import crypto, signing
+from chalicelib.config import Settings
+from chalicelib.notify.jobs import CONFIRMATION, UNSUBSCRIBE, Job
+from chalicelib.storage.base import Subscription
+
+
+class Undecryptable(Exception):
+    """An encrypted message cannot be decrypted with the configured key."""
+
+
+def for_job(settings: Settings, job: Job, subscription: Subscription) -> dict[str, Any]:
+    if job.kind == CONFIRMATION:
+        return confirmation(settings, job.project, job.queue, subscription)
+    if job.kind == UNSUBSCRIBE:
+        return unsubscribe(settings, job.project, job.queue, subscription)
+    return notification(settings, job)
+
+
+def notification(settings: Settings, job: Job) -> dict[str, Any]:
+    """Upstream's notification body plus the message id and href."""
+    body = job.message.get("body")
+    if job.encrypted:
+        key = settings.message_encryption_key
+        if key is None:
+            raise Undecryptable("the message is encrypted and no MESSAGE_ENCRYPTION_KEY is configured")
+        try:
+            body = json.loads(crypto.decrypt(key, str(body)))
+        except ValueError as exc:
+            raise Undecryptable(f"the message cannot be decrypted with MESSAGE_ENCRYPTION_KEY ({exc})") from None
+    return {
+        "body": body,
+        "ttl": job.message.get("ttl"),
+        "queue_name": job.queue,
+        "Message_Type": "Notification",
+        "message_id": job.message.get("id"),
+        "href": f"/v2/queues/{job.queue}/messages/{job.message.get('id')}",
+    }
+
+
+def confirmation(settings: Settings, project: str, queue: str, subscription: Subscription) -> dict[str, Any]:
+    """Zaqar's SubscriptionConfirmation, with a pre-signed PUT of the confirm resource."""
+    path = f"/v2/queues/{queue}/subscriptions/{subscription.id}/confirm"
+    document: dict[str, Any] = {
+        "Message_Type": "SubscriptionConfirmation",
+        "Message": f"You have chosen to subscribe to the queue: {queue}",
+        "SubscribeBody": {"confirmed": True},
+        "UnsubscribeBody": {"confirmed": False},
+        "WSGISubscribeURL": settings.public_url + path,
+        "X-Project-ID": project,
+    }
+    if settings.signing_key is not None:
+        signed = signing.sign(settings.signing_key, project=project, paths=[path], methods=["PUT"],
+                              expires_ms=subscription.expires_ms)
+        document.update({"URL-Signature": signed.signature, "URL-Methods": "PUT", "URL-Paths": path,
+                         "URL-Expires": signed.expires})
+    return document
+
+
+def unsubscribe(settings: Settings, project: str, queue: str, subscription: Subscription) -> dict[str, Any]:
+    document = confirmation(settings, project, queue, subscription)
+    document.update({
+        "Message_Type": "UnsubscribeConfirmation",
+        "Message": f"You have unsubscribed successfully to the queue: {queue}, "
+                   "you can resubscribe it by using confirmed=True.",
+    })
+    return document
