@@ -4,7 +4,8 @@ Every queue's expired messages and ended claims are reclaimed (requests
 also do this lazily, a little at a time), dead letters that could not be
 handed over to their dead-letter queue at claim time are handed over, and
 outbox events whose request died before publishing them are flagged for
-the relay.
+the relay. Pools whose record of who listens fell behind the catalog are
+brought up to date.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from chalicelib import errors
+from chalicelib.api import listeners
 from chalicelib.api.claims import hand_over
 from chalicelib.api.context import Caller, Services
 
@@ -28,6 +30,7 @@ def run(services: Services, *, deadline_s: float = 50.0, clock: Callable[[], flo
     catalog = services.pooling.catalog
     counts = {"queues": 0, "reclaimed": 0, "dead_letters": 0, "unavailable": 0, "subscriptions_expired": 0}
     counts["subscriptions_expired"] = len(services.subscriptions.delete_expired(now_ms=int(time.time() * 1000)))
+    counts["listeners_raised"] = listeners.reconcile(services)
     after: tuple[str, str] | None = None
     while clock() < stop_at:
         rows = catalog.all_queues(after=after, limit=PAGE)

@@ -62,3 +62,28 @@ def lower(services: Services, project: str, queue: str) -> None:
             store.listen_lower(project=project, queue=queue, until_ms=until, generation=seen.generation)
     except errors.Unavailable as exc:
         log.warning("the subscribers record of %s stays as it was: %s", queue, exc.description)
+
+
+def reconcile(services: Services, *, page: int = 500) -> int:
+    """Raise every pool's horizon that is below what the catalog says (housekeeping).
+
+    Heals what a crash between storing a subscription and telling the pool
+    left behind, and subscriptions made before pools kept a horizon.
+    Returns how many queues were raised.
+    """
+    raised = 0
+    after: tuple[str, str] | None = None
+    while True:
+        rows = services.subscriptions.horizons(now_ms=_now_ms(), confirmed_only=services.settings.require_confirmation,
+                                               after=after, limit=page)
+        for project, queue, until in rows:
+            after = (project, queue)
+            try:
+                store = services.pooling.lookup(project=project, queue=queue)
+                if store is not None and store.listeners(project=project, queue=queue).until_ms < until:
+                    store.listen(project=project, queue=queue, until_ms=until)
+                    raised += 1
+            except errors.Unavailable as exc:
+                log.warning("could not reconcile the subscribers record of %s: %s", queue, exc.description)
+        if len(rows) < page:
+            return raised

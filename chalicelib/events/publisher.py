@@ -36,8 +36,11 @@ class KinesisSink:
     def _kinesis(self) -> Any:
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
-            self._client = boto3.client("kinesis")
+            # a publish sits on the request path: fail fast and leave the event to the relay
+            config = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"})
+            self._client = boto3.client("kinesis", config=config)
         return self._client
 
     def publish(self, events: Sequence[Event]) -> list[str]:

@@ -4,7 +4,6 @@ Nothing here sleeps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from chalicelib import errors
@@ -14,10 +13,9 @@ MAX_SQS_DELAY = 900
 
 
 class RetryQueue:
-    def __init__(self, queue_name: str | None, sqs: Any = None, *, client: Callable[[], Any] | None = None) -> None:
+    def __init__(self, queue_name: str | None, sqs: Any = None) -> None:
         self._name = queue_name
         self._sqs = sqs
-        self._client = client
         self._url: str | None = None
 
     @property
@@ -27,12 +25,9 @@ class RetryQueue:
     def _queue(self) -> tuple[Any, str]:
         assert self._name is not None
         if self._sqs is None:
-            if self._client is not None:
-                self._sqs = self._client()
-            else:
-                import boto3
+            import boto3
 
-                self._sqs = boto3.client("sqs")
+            self._sqs = boto3.client("sqs")
         if self._url is None:
             self._url = str(self._sqs.get_queue_url(QueueName=self._name)["QueueUrl"])
         return self._sqs, self._url

@@ -209,3 +209,21 @@ class SubscriptionStore:
         except sa_exc.SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
         return int(value or 0)
+
+    def horizons(self, *, now_ms: int, confirmed_only: bool, after: tuple[str, str] | None,
+                 limit: int) -> list[tuple[str, str, int]]:
+        """(project, queue, last expiry) of every queue with live subscriptions that can receive, by name."""
+        expires = sa.func.max(subscriptions.c.expires)
+        query = sa.select(subscriptions.c.project, subscriptions.c.queue, expires).where(
+            subscriptions.c.expires > now_ms)
+        if confirmed_only:
+            query = query.where(subscriptions.c.confirmed.is_(True))
+        if after is not None:
+            query = query.where(sa.tuple_(subscriptions.c.project, subscriptions.c.queue) > after)
+        query = query.group_by(subscriptions.c.project, subscriptions.c.queue).order_by(
+            subscriptions.c.project, subscriptions.c.queue).limit(limit)
+        try:
+            with self._engine.connect() as conn:
+                return [(row[0], row[1], int(row[2])) for row in conn.execute(query)]
+        except sa_exc.SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc

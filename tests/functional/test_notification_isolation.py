@@ -20,6 +20,7 @@ from chalice.test import Client
 
 import app as app_module
 from bench.roundtrips import RoundTripProxy
+from chalicelib import runtime
 from chalicelib.api.context import Services
 from chalicelib.events.model import Event
 from chalicelib.events.publisher import KinesisSink
@@ -281,4 +282,23 @@ def test_subscriptions_that_outlive_their_queue_are_heard_when_it_comes_back(
     assert api.delete("/v2/queues/phoenix").status == 204
     kinesis.calls.clear()
     api.post_messages("phoenix", "reborn")
+    assert len(kinesis.calls) == 1
+
+
+def test_housekeeping_tells_a_pool_about_subscriptions_it_does_not_know_of(
+        counted: tuple[Api, RoundTripProxy, RecordingKinesis]) -> None:
+    from chalicelib.api import listeners
+
+    api, _proxy, kinesis = counted
+    subscribe(api, "old", "http://127.0.0.1:9/hook")
+    services = runtime.services()
+    store = services.pooling.lookup(project=api.project, queue="old")
+    assert store is not None
+    seen = store.listeners(project=api.project, queue="old")  # as a subscription made before pools kept this
+    assert store.listen_lower(project=api.project, queue="old", until_ms=0, generation=seen.generation)
+    kinesis.calls.clear()
+    api.post_messages("old", "unheard")
+    assert kinesis.calls == []
+    assert listeners.reconcile(services) >= 1
+    api.post_messages("old", "heard again")
     assert len(kinesis.calls) == 1

@@ -5,7 +5,6 @@ subscription stored before those rules existed fails instead of reaching SES."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from chalicelib import errors
@@ -34,19 +33,15 @@ def compose(delivery: Delivery, default_subject: str | None) -> tuple[str, str]:
 
 
 class EmailChannel:
-    def __init__(self, settings: Settings, ses: Any = None, *, client: Callable[[], Any] | None = None) -> None:
+    def __init__(self, settings: Settings, ses: Any = None) -> None:
         self._settings = settings
         self._ses = ses
-        self._client = client
 
     def _client_for_ses(self) -> Any:
         if self._ses is None:
-            if self._client is not None:
-                self._ses = self._client()
-            else:
-                import boto3
+            import boto3
 
-                self._ses = boto3.client("ses")
+            self._ses = boto3.client("ses")
         return self._ses
 
     def deliver(self, delivery: Delivery) -> Outcome:
