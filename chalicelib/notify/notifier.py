@@ -85,8 +85,8 @@ class Notifier:
         except Exception as exc:
             self._fan_out_later(event, attempt, _describe(exc))
             return
-        for job, wait_s in found:
-            self.start(job, wait_s=wait_s)
+        for planned in found:
+            self.start(planned.job, wait_s=planned.wait_s, subscription=planned.subscription)
 
     def _fan_out_later(self, event: Event, attempt: int, reason: str) -> None:
         job = Job(FAN_OUT, event.id, event.project, event.queue, "", event.cloudevent(), retry=attempt)
@@ -111,20 +111,25 @@ class Notifier:
             return "dispatched"
         return self.attempt(job)
 
-    def start(self, job: Job, *, wait_s: int) -> None:
+    def start(self, job: Job, *, wait_s: int, subscription: Subscription | None = None) -> None:
         """Deliver now, or hand the job to the retry queue when it must wait."""
         if wait_s > 0 and self._retries.available:
             self._retries.schedule(job, wait_s)
             return
-        self.attempt(job)
+        self.attempt(job, subscription)
 
-    def attempt(self, job: Job) -> str:
-        """Try one delivery and settle it: delivered, skipped, scheduled or failed."""
+    def attempt(self, job: Job, subscription: Subscription | None = None) -> str:
+        """Try one delivery and settle it: delivered, skipped, scheduled or failed.
+
+        ``subscription`` is the subscription just read by the fan-out; a job
+        that waited reads it again (it may have changed or gone since).
+        """
         try:
             if self._deliveries.delivered(job.key):
                 return "skipped"
-            subscription = self._subscriptions.get(project=job.project, queue=job.queue, sid=job.subscription_id,
-                                                   now_ms=self._now_ms())
+            if subscription is None:
+                subscription = self._subscriptions.get(project=job.project, queue=job.queue,
+                                                       sid=job.subscription_id, now_ms=self._now_ms())
         except errors.Unavailable as exc:
             if not self._retries.available:
                 raise
