@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test check bench bench-budget bench-notify bench-upstream clean
+.PHONY: run test check bench bench-budget bench-notify bench-idle bench-upstream clean
 KEYSTONE_VENV := .venv-keystone
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -34,6 +34,10 @@ bench: $(STAMP)
 bench-notify: $(STAMP)
 	$(BIN)/python -m bench.notify_latency
 
+## bench-idle: CPU the local stack's processes use per second while idle (make bench-idle ARGS="--messages 20000")
+bench-idle: $(STAMP)
+	$(BIN)/python -m bench.idle $(ARGS)
+
 ## bench-budget: deployment package size and cold-start import time
 bench-budget: $(STAMP)
 	$(BIN)/python -m bench.budget
@@ -46,7 +50,7 @@ $(UPSTREAM)/.installed:
 	touch $@
 
 bench-upstream: $(STAMP) $(UPSTREAM)/.installed
-	$(BIN)/python -m bench.run --upstream $(UPSTREAM)
+	$(BIN)/python -m bench.run --upstream $(UPSTREAM) $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(UPSTREAM) $(KEYSTONE_VENV) .local .mypy_cache .ruff_cache .pytest_cache

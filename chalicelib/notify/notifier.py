@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from chalicelib import errors
@@ -30,8 +30,10 @@ from chalicelib.notify.jobs import FAN_OUT, NOTIFICATION, Job
 from chalicelib.notify.schedule import RetryQueue
 from chalicelib.rules import retry_policy
 from chalicelib.storage.base import Subscription
-from chalicelib.storage.deliveries import DeliveryLog
-from chalicelib.storage.subscriptions import SubscriptionStore
+
+if TYPE_CHECKING:  # SQLAlchemy stays out of cold starts that deliver nothing
+    from chalicelib.storage.deliveries import DeliveryLog
+    from chalicelib.storage.subscriptions import SubscriptionStore
 
 log = logging.getLogger(__name__)
 SETTLED_TTL_S = 3 * 24 * 3600

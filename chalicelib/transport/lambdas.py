@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import WebsocketAPI
 
 from chalicelib import runtime
-from chalicelib.api.context import Services
-from chalicelib.notify.channels.websocket import Pusher
-from chalicelib.notify.notifier import Notifier
 from chalicelib.transport.aws import ChaliceSender
+
+if TYPE_CHECKING:  # the REST and websocket Lambdas import this module but deliver nothing
+    from chalicelib.api.context import Services
+    from chalicelib.notify.channels.websocket import Pusher
+    from chalicelib.notify.notifier import Notifier
 
 _lock = threading.Lock()
 _notifier: Notifier | None = None
@@ -45,6 +47,7 @@ def build_notifier(services: Services, pusher: Pusher | None, *, sqs: Any = None
     from chalicelib.notify.channels.webhook import WebhookChannel
     from chalicelib.notify.channels.websocket import WebsocketChannel
     from chalicelib.notify.failures import FAILED_QUEUE, FailureLog
+    from chalicelib.notify.notifier import Notifier
     from chalicelib.notify.schedule import RetryQueue
 
     settings = services.settings

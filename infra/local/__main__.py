@@ -32,18 +32,22 @@ def _secret(data_dir: Path, name: str) -> str:
     return path.read_text().strip()
 
 
-def _start_moto(env: dict[str, str] | os._Environ[str]) -> subprocess.Popen[bytes]:
-    """Embedded AWS (moto) on loopback for Kinesis, SQS and SES; every AWS client points at it."""
+def _start_aws(env: dict[str, str] | os._Environ[str], wake: socket.socket) -> subprocess.Popen[bytes]:
+    """Embedded AWS (moto, adjusted: see infra/local/aws.py) on loopback for Kinesis, SQS and SES; every
+    AWS client points at it. It gets one end of the wake-up channel to the delivery loop."""
     port = int(env.get("MOTO_PORT") or 9100)
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "infra.local.aws", "--host", "127.0.0.1", "--port", str(port),
+         "--wake-fd", str(wake.fileno())],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(wake.fileno(),),
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
             break
         time.sleep(0.1)
+    if process.poll() is not None:
+        raise RuntimeError(f"the local AWS (python -m infra.local.aws) exited with {process.returncode}")
     env.update({
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
         "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
@@ -54,7 +58,8 @@ def _start_moto(env: dict[str, str] | os._Environ[str]) -> subprocess.Popen[byte
     return process
 
 
-def _worker(sock: socket.socket) -> None:
+def _worker(sock: socket.socket, wake: socket.socket) -> None:
+    wake.close()  # the delivery loop's; REST workers have no use for it
     from app import app
     from infra.local.gateway import Gateway
     from infra.local.http import serve
@@ -65,12 +70,12 @@ def _worker(sock: socket.socket) -> None:
     os._exit(0)
 
 
-def _websocket_worker(port: int) -> None:
+def _websocket_worker(port: int, wake: socket.socket) -> None:
     from infra.local.websocket_server import main as serve_websockets
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     with contextlib.suppress(KeyboardInterrupt):
-        serve_websockets(port)
+        serve_websockets(port, wake)
     os._exit(0)
 
 
@@ -105,7 +110,16 @@ def main() -> int:
     ws_port = int(env.get("WS_PORT") or 9000)
     env.setdefault("WEBSOCKET_API_ID", "local")
     env.setdefault("WEBSOCKET_STAGE", "local")
-    moto = _start_moto(env)
+    from infra.local import wake
+
+    aws_end, loop_end = wake.pair()  # the local AWS wakes the delivery loop (see infra/local/wake.py)
+    try:
+        moto = _start_aws(env, aws_end)
+    except RuntimeError:
+        if redis_server is not None:
+            redis_server.stop()
+        raise
+    aws_end.close()
 
     from chalicelib.config import get_settings
     from chalicelib.runtime import build
@@ -122,13 +136,14 @@ def main() -> int:
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
-            _worker(sock)
+            _worker(sock, loop_end)
         children.append(pid)
     pid = os.fork()
     if pid == 0:
         sock.close()
-        _websocket_worker(ws_port)
+        _websocket_worker(ws_port, loop_end)
     children.append(pid)
+    loop_end.close()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -25,6 +25,10 @@ class StreamPump:
         self._start = "TRIM_HORIZON" if from_start else "LATEST"
         self._iterators: dict[str, str] = {}
         self._arn = ""
+        self.failed = 0
+        """Records the last poll left to be handed again (the handler reported them as failed)."""
+        self.behind = False
+        """The last poll left records unread (a full page, or the shard reported it was behind)."""
 
     def _shards(self) -> list[str]:
         description = self._kinesis.describe_stream(StreamName=self._stream)["StreamDescription"]
@@ -38,10 +42,12 @@ class StreamPump:
                 self._iterators[shard] = self._kinesis.get_shard_iterator(
                     StreamName=self._stream, ShardId=shard, ShardIteratorType=self._start
                 )["ShardIterator"]
-        handled = 0
+        handled = failed = 0
+        self.behind = False
         for shard, iterator in list(self._iterators.items()):
             reply = self._kinesis.get_records(ShardIterator=iterator, Limit=100)
             records = reply["Records"]
+            self.behind |= len(records) >= 100 or int(reply.get("MillisBehindLatest") or 0) > 0
             next_iterator = reply["NextShardIterator"]
             if records:
                 event = {"Records": [self._record(shard, r) for r in records]}
@@ -52,10 +58,13 @@ class StreamPump:
                         StreamName=self._stream, ShardId=shard, ShardIteratorType="AT_SEQUENCE_NUMBER",
                         StartingSequenceNumber=failures[0],
                     )["ShardIterator"]
-                    handled += [r["SequenceNumber"] for r in records].index(failures[0])
+                    first_failed = [r["SequenceNumber"] for r in records].index(failures[0])
+                    handled += first_failed
+                    failed += len(records) - first_failed
                 else:
                     handled += len(records)
             self._iterators[shard] = next_iterator
+        self.failed = failed
         return handled
 
     def _record(self, shard: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -82,13 +91,19 @@ class QueuePump:
     def __init__(self, sqs: Any, queue: str, handler: Handler) -> None:
         self._sqs = sqs
         self._url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-        self._arn = sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes = sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn", "VisibilityTimeout"])
+        self._arn = attributes["Attributes"]["QueueArn"]
+        self.visibility_timeout_s = int(attributes["Attributes"].get("VisibilityTimeout", 30))
+        """How long a message the last poll left undeleted stays invisible before it is received again."""
         self._handler = handler
+        self.failed = 0
+        """Messages the last poll left in the queue (the handler reported them as failed)."""
 
     def poll(self, wait_s: int = 0) -> int:
         reply = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s,
                                           AttributeNames=["All"])
         messages = reply.get("Messages", [])
+        self.failed = 0
         if not messages:
             return 0
         event = {"Records": [self._record(m) for m in messages]}
@@ -97,7 +112,8 @@ class QueuePump:
         for message in messages:
             if message["MessageId"] not in failed:
                 self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
-        return len(messages) - len(failed)
+        self.failed = sum(1 for message in messages if message["MessageId"] in failed)
+        return len(messages) - self.failed
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         return {

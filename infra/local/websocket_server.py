@@ -19,6 +19,7 @@ import concurrent.futures
 import importlib
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -192,45 +193,42 @@ def _scheduled_event() -> dict[str, Any]:
     }
 
 
-def _deliveries(app_module: Any, stop: threading.Event) -> None:
-    """Lambda's event source mappings and the relay schedule, run in this process so that
-    deliveries can push to the sockets it holds."""
+def _deliveries(app_module: Any, stop: threading.Event, wake: socket.socket | None = None) -> None:
+    """Lambda's event source mappings and the relay and housekeeping schedules, run in this process
+    so that deliveries can push to the sockets it holds (see infra.local.deliveries)."""
     import boto3
 
     from chalicelib import runtime
     from chalicelib.api import relay
+    from infra.local.deliveries import DeliveryLoop
     from infra.local.pumps import QueuePump, StreamPump
+    from infra.local.wake import WakeReceiver
 
     settings = runtime.services().settings
     if settings.event_stream is None or settings.retry_queue is None:
         return
-    stream = StreamPump(boto3.client("kinesis"), settings.event_stream, app_module.deliver, from_start=False)
+    # from the stream's start: the stack made it (moto keeps nothing across restarts), and what was
+    # posted before this thread's first read (REST answers before it runs) must not be skipped
+    stream = StreamPump(boto3.client("kinesis"), settings.event_stream, app_module.deliver, from_start=True)
     retries = QueuePump(boto3.client("sqs"), settings.retry_queue, app_module.retry)
-    next_relay = next_sweep = 0.0
-    while not stop.is_set():
-        try:
-            busy = stream.poll() + retries.poll()
-            if time.monotonic() >= next_relay:
-                relay.run(runtime.services(), deadline_s=5)
-                next_relay = time.monotonic() + 1.0
-            if time.monotonic() >= next_sweep:  # the housekeeping schedule
-                next_sweep = time.monotonic() + 10.0
-                app_module.housekeeping(_scheduled_event(), LambdaContext("housekeeping"))
-        except Exception:  # keep delivering: log what a real Lambda would have logged
-            log.exception("local delivery loop")
-            busy = 0
-        if not busy:
-            stop.wait(0.05)
+    loop = DeliveryLoop(
+        stream, retries,
+        relay=lambda: relay.run(runtime.services(), deadline_s=5),
+        housekeeping=lambda: app_module.housekeeping(_scheduled_event(), LambdaContext("housekeeping")),
+        wake=WakeReceiver(wake) if wake is not None else None,
+    )
+    loop.run(stop)
 
 
-def main(port: int) -> None:
+def main(port: int, wake: socket.socket | None = None) -> None:
+    """Serve websockets on port; wake, if given, is the delivery loop's end of the wake-up channel."""
     import app as app_module
 
     stop = threading.Event()
     gateway = WebsocketGateway(app_module.app, port)
 
     def ready() -> None:
-        threading.Thread(target=_deliveries, args=(app_module, stop), daemon=True, name="deliveries").start()
+        threading.Thread(target=_deliveries, args=(app_module, stop, wake), daemon=True, name="deliveries").start()
 
     try:
         asyncio.run(gateway.run(ready))
