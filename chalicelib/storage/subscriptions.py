@@ -40,6 +40,11 @@ subscriptions = sa.Table(
 )
 
 
+_LIVE_FOR_QUEUE = sa.select(subscriptions).where(
+    subscriptions.c.project == sa.bindparam("project"), subscriptions.c.queue == sa.bindparam("queue"),
+    subscriptions.c.expires > sa.bindparam("now")).order_by(subscriptions.c.id)
+
+
 def new_id(now_ms: int) -> str:
     return f"{now_ms:012x}{secrets.token_hex(10)}"
 
@@ -190,10 +195,11 @@ class SubscriptionStore:
         return self._delete(subscriptions.c.expires <= now_ms)
 
     def live_for_queue(self, *, project: str, queue: str, now_ms: int) -> Sequence[Subscription]:
-        query = sa.select(subscriptions).where(self._scope(project, queue), subscriptions.c.expires > now_ms)
+        """Read for every notified post: one statement built once, with its parameters bound per call."""
         try:
             with self._engine.connect() as conn:
-                return [_row(row) for row in conn.execute(query.order_by(subscriptions.c.id))]
+                rows = conn.execute(_LIVE_FOR_QUEUE, {"project": project, "queue": queue, "now": now_ms})
+                return [_row(row) for row in rows]
         except sa_exc.SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
 

@@ -314,12 +314,15 @@ def main(argv: list[str] | None = None) -> int:
         wake = WakeSender(socket.socket(fileno=args.wake_fd))
     install(retention_s=args.retention_s, max_records=args.max_records, wake=wake)
 
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+    import waitress
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    # what moto.server's ThreadedMotoServer runs, but bound here, so that a port in use fails the start
+    # moto's own app (what moto.server serves), bound here so that a port in use fails the start.
+    # waitress rather than werkzeug's development server: werkzeug closes every connection after
+    # one request, so each boto3 call would pay for a new connection (and moto for a new thread).
     app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = waitress.create_server(app, host=args.host, port=args.port, threads=8, ident="moto",
+                                    channel_timeout=300)
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -327,10 +330,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
+    threading.Thread(target=server.run, name="moto", daemon=True).start()
     while not stopping.wait(3600):
         pass
-    server.shutdown()
+    server.close()
     return 0
 
 

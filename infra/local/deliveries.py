@@ -39,6 +39,9 @@ FALLBACK_POLL_S = 0.05
 RELAY_S = 1.0
 HOUSEKEEPING_S = 10.0
 RETRY_BACKOFF_S = 0.1
+BATCH_WINDOW_S = 0.025
+"""After a wake-up, records are read this much later, so that writes close together are read (and
+handed to the deliver Lambda) as one batch, as Lambda's MaximumBatchingWindowInSeconds does."""
 VISIBLE_SLACK_S = 0.01  # moto makes a delayed message visible strictly after its time
 
 
@@ -66,13 +69,14 @@ class Waker(Protocol):
 class DeliveryLoop:
     def __init__(self, stream: StreamLike, queue: QueueLike, *, relay: Callable[[], Any], housekeeping: Callable[[], Any],
                  wake: Waker | None, relay_s: float = RELAY_S, housekeeping_s: float = HOUSEKEEPING_S,
-                 safety_s: float = SAFETY_S, clock: Callable[[], float] = time.monotonic,
+                 safety_s: float = SAFETY_S, batch_window_s: float = BATCH_WINDOW_S, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self.stream, self.queue = stream, queue
         self._relay, self._housekeeping = relay, housekeeping
         self._wake = wake
         self._relay_s, self._housekeeping_s = relay_s, housekeeping_s
         self._idle_s = safety_s if wake is not None else FALLBACK_POLL_S
+        self._batch_window_s = batch_window_s
         self._clock, self._wall = clock, wall
         now = clock()
         self.stream_due = self.queue_due = self.relay_due = self.housekeeping_due = now
@@ -156,7 +160,7 @@ class DeliveryLoop:
         woken = self._wake.wait(timeout_s)
         now, wall = self._clock(), self._wall()
         if woken.records:
-            self.stream_due = min(self.stream_due, now)
+            self.stream_due = min(self.stream_due, now + self._batch_window_s)
         for when in woken.visible_at:
             due = now + (when - wall) + VISIBLE_SLACK_S
             if due <= now:

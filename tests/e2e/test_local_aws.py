@@ -215,11 +215,13 @@ class FakeWaker:
         return Wakeups()
 
 
-def _loop(clock: Clock, waker: FakeWaker | None = None) -> tuple[DeliveryLoop, FakePump, FakePump, list[float]]:
+def _loop(clock: Clock, waker: FakeWaker | None = None,
+          window: float = 0.0) -> tuple[DeliveryLoop, FakePump, FakePump, list[float]]:
     stream, queue = FakePump(clock), FakePump(clock)
     relays: list[float] = []
     loop = DeliveryLoop(stream, queue, relay=lambda: relays.append(clock.now), housekeeping=lambda: None,
-                        wake=waker, relay_s=1.0, housekeeping_s=10.0, safety_s=5.0, clock=clock,
+                        wake=waker, relay_s=1.0, housekeeping_s=10.0, safety_s=5.0, batch_window_s=window,
+                        clock=clock,
                         wall=lambda: clock.now + (waker.wall_offset if waker else 0.0))
     return loop, stream, queue, relays
 
@@ -259,6 +261,17 @@ def test_a_poll_that_caught_up_waits_for_the_next_wake_up(clock: Clock) -> None:
     stream.results = [(0, 0), (1, 0), (1, 0)]
     _run_until(loop, clock, start + 3)
     assert stream.polls == [start, start + 1.0, start + 2.0]  # no empty read after each batch
+
+
+def test_records_written_close_together_are_read_as_one_batch(clock: Clock) -> None:
+    waker = FakeWaker(clock, wall_offset=5000.0)
+    loop, stream, _queue, _relays = _loop(clock, waker, window=0.025)
+    stream.behind = False
+    start = clock.now
+    waker.script += [(start + 1.0, Wakeups(records=True)), (start + 1.01, Wakeups(records=True))]
+    stream.results = [(0, 0), (2, 0)]
+    _run_until(loop, clock, start + 2)
+    assert [round(t - start, 3) for t in stream.polls] == [0.0, 1.025]  # one read for both writes
 
 
 def test_a_delayed_message_is_polled_for_when_it_becomes_visible(clock: Clock) -> None:
