@@ -179,7 +179,7 @@ def _post(
     key = (caller.project, queue)
     texts = [json.dumps(item[0], separators=(",", ":")) for item in parsed]
     encrypt = key in ENCRYPTED_QUEUES
-    event_id = uuid.uuid4().hex
+    event_id = uuid.uuid4().hex if services.sink.durable else None  # no stream: no outbox either
     stream_all = services.sink.durable and services.sink.complete
     for _attempt in range(3):
         bodies = texts
@@ -212,7 +212,7 @@ def _post(
             raise errors.InvalidBody(
                 f"Queue {queue} accepts posts of at most {exc.limit} bytes; this one is {size}."
             ) from None
-        if not posted.event_stored or not services.sink.durable:
+        if not posted.event_stored or event_id is None:
             return None, store
         entries = [base.PostedEntry(mid, ttl, delay, text) for mid, text, (ttl, delay) in
                    zip(ids, bodies, posted.effective, strict=True)]

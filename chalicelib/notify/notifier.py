@@ -27,7 +27,7 @@ from chalicelib.notify import fanout, payloads
 from chalicelib.notify.channels import Channel, Delivery, Outcome
 from chalicelib.notify.failures import FailureLog
 from chalicelib.notify.jobs import FAN_OUT, NOTIFICATION, Job
-from chalicelib.notify.schedule import RetryQueue
+from chalicelib.notify.schedule import JobTooLarge, RetryQueue
 from chalicelib.rules import retry_policy
 from chalicelib.storage.base import Subscription
 
@@ -84,7 +84,7 @@ class Notifier:
                 lambda: self._subscriptions.live_for_queue(project=event.project, queue=event.queue,
                                                            now_ms=self._now_ms()),
                 now_ms=self._now_ms(), require_confirmation=self.settings.require_confirmation)
-        except Exception as exc:
+        except Exception as exc:  # one event must not stop the stream for every tenant: retried on its own
             self._fan_out_later(event, attempt, _describe(exc))
             return
         for planned in found:
@@ -93,11 +93,14 @@ class Notifier:
     def _fan_out_later(self, event: Event, attempt: int, reason: str) -> None:
         job = Job(FAN_OUT, event.id, event.project, event.queue, "", event.cloudevent(), retry=attempt)
         wait = retry_policy.RetryPolicy().delay_before(attempt + 1)
-        if wait is None or not self._retries.available:
-            self._failures.record(job, "(every subscription of the queue)", f"notifications not sent: {reason}")
-            return
-        log.warning("event %s will be fanned out again in %ss: %s", event.id, wait, reason)
-        self._retries.schedule(job, wait)
+        if wait is not None and self._retries.available:
+            try:
+                self._retries.schedule(job, wait)
+                log.warning("event %s will be fanned out again in %ss: %s", event.id, wait, reason)
+                return
+            except JobTooLarge as exc:
+                reason = f"{reason}; {exc}"
+        self._failures.record(job, "(every subscription of the queue)", f"notifications not sent: {reason}")
 
     # -- jobs ---------------------------------------------------------------------
 
@@ -116,7 +119,14 @@ class Notifier:
     def start(self, job: Job, *, wait_s: int, subscription: Subscription | None = None) -> None:
         """Deliver now, or hand the job to the retry queue when it must wait."""
         if wait_s > 0 and self._retries.available:
-            self._retries.schedule(job, wait_s)
+            try:
+                self._retries.schedule(job, wait_s)
+            except JobTooLarge as exc:
+                failed = Outcome("failed", f"cannot wait for its delay: {exc}")
+                if subscription is not None:
+                    self._settle(job, subscription, failed)
+                else:
+                    self._failures.record(job, job.subscription_id, failed.detail)
             return
         self.attempt(job, subscription)
 
@@ -136,7 +146,10 @@ class Notifier:
             if not self._retries.available:
                 raise
             log.warning("delivery %s waits %ss: %s", job.delivery_id, STATE_RETRY_S, exc.description)
-            self._retries.schedule(job, STATE_RETRY_S)
+            try:
+                self._retries.schedule(job, STATE_RETRY_S)
+            except JobTooLarge:
+                raise exc from None  # nothing durable can hold it: the batch is retried
             return "scheduled"
         if subscription is None:
             return "skipped"  # deleted or expired since
@@ -153,7 +166,7 @@ class Notifier:
             return channel.deliver(Delivery(job, subscription, payload))
         except payloads.Undecryptable as exc:
             return Outcome("failed", str(exc))
-        except Exception as exc:
+        except Exception as exc:  # a bug in one delivery is that delivery's failure alone
             log.exception("delivery %s raised", job.delivery_id)
             return Outcome("retry", f"internal error: {_describe(exc)}")
 
@@ -161,8 +174,11 @@ class Notifier:
         if outcome.status == "retry":
             wait = self._policy(job, subscription).delay_before(job.retry + 1)
             if wait is not None and self._retries.available:
-                self._retries.schedule(dataclasses.replace(job, retry=job.retry + 1), wait)
-                return "scheduled"
+                try:
+                    self._retries.schedule(dataclasses.replace(job, retry=job.retry + 1), wait)
+                    return "scheduled"
+                except JobTooLarge as exc:
+                    outcome = Outcome("failed", f"{outcome.detail}; cannot be retried: {exc}")
         if outcome.status != "delivered":
             self._failures.record(job, subscription.subscriber, outcome.detail)
         try:  # failed for good counts as settled too: a redelivered batch must not record it twice

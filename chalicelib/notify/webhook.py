@@ -32,7 +32,7 @@ from chalicelib import errors
 from chalicelib.rules import addresses, options
 from chalicelib.rules.options import DELIVERY_ID_HEADER, SIGNATURE_HEADER
 
-__all__ = ["DELIVERY_ID_HEADER", "SIGNATURE_HEADER", "Outcome", "post", "refusal", "signature"]
+__all__ = ["DELIVERY_ID_HEADER", "SIGNATURE_HEADER", "Outcome", "post", "signature"]
 
 MAX_RESPONSE_BYTES = 64 * 1024
 _DETAIL_CHARS = 200
@@ -45,23 +45,6 @@ class Outcome:
     status: str
     """``delivered``, ``retry`` (worth trying again) or ``failed`` (for good)."""
     detail: str = ""
-
-
-def refusal(url: str, *, allow_loopback: bool, resolve: bool = True) -> str | None:
-    """Why this URL may not be a webhook target, or None when it may.
-
-    ``resolve=False`` (subscribe time) judges literal addresses only; with
-    ``resolve=True`` a host name is resolved and every address checked.
-    """
-    reason = addresses.literal_refusal(url, allow_loopback=allow_loopback)
-    if reason is not None or not resolve:
-        return reason
-    parts = urlsplit(url)
-    try:
-        addresses.resolve_checked(str(parts.hostname), _port(parts.scheme, parts.port), allow_loopback=allow_loopback)
-    except addresses.AddressError as exc:
-        return exc.reason
-    return None
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -124,8 +107,8 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, a
          resolver: addresses.Resolver = socket.getaddrinfo, context: ssl.SSLContext | None = None) -> Outcome:
     """POST ``body`` to ``url``; the outcome says whether it was delivered, is worth retrying, or failed.
 
-    ``headers`` are the subscription's ``post_headers`` (checked again here);
-    a ``X-Zaqar-Delivery-Id`` among them is taken as ``delivery_id``.
+    ``headers`` are the subscription's ``post_headers``, checked here (a
+    subscription stored before a rule existed fails instead of sending);
     ``timeout`` bounds each connection attempt and each read.
     """
     reason = addresses.literal_refusal(url, allow_loopback=allow_loopback)
@@ -135,10 +118,8 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, a
     scheme, host = parts.scheme.lower(), str(parts.hostname)
     if scheme not in {"http", "https"}:
         return Outcome("failed", f"invalid URL: {scheme or 'no'} scheme (http or https expected)")
-    extra = {k: v for k, v in headers.items() if k.lower() != DELIVERY_ID_HEADER.lower()}
-    delivery_id = delivery_id or next((v for k, v in headers.items() if k.lower() == DELIVERY_ID_HEADER.lower()), None)
     try:
-        options.check_post_headers(extra)
+        extra = options.check_post_headers(headers)
     except errors.InvalidBody as exc:
         return Outcome("failed", f"invalid headers, not sent: {exc.description}")
     port = _port(scheme, parts.port)

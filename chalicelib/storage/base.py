@@ -262,7 +262,7 @@ class MessageStore(abc.ABC):
         encrypted: bool,
         request_size: int,
         default_ttl: int,
-        event_id: str,
+        event_id: str | None,
         stream_all: bool = False,
     ) -> Posted:
         """Append messages atomically, oldest first.
@@ -271,7 +271,9 @@ class MessageStore(abc.ABC):
         receive (see ``listen``) or ``stream_all`` is set, the message.posted
         event ``event_id`` (a PostedEvent) goes to the queue's outbox and
         ``Posted.event_stored`` is True; otherwise nothing but the messages
-        is written. On Redis that is one round trip either way.
+        is written. With ``event_id`` None (no stream) no event is ever
+        stored: nothing would take it out again. On Redis that is one
+        round trip either way.
 
         Raises QueueMissing when the queue does not exist and ``create`` is
         False, EncryptionRequired when the queue encrypts and ``encrypted``

@@ -38,10 +38,11 @@ def notifier(websocket_api: WebsocketAPI) -> Notifier:
     return _notifier
 
 
-def build_notifier(services: Services, pusher: Pusher | None, *, sqs: Any = None, ses: Any = None) -> Notifier:
+def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
     """The notifier and what it needs from the rest of the service, wired here so that
     notify never calls api operations and api never imports notify."""
-    from chalicelib.api import messages, subscriptions
+    from chalicelib import errors
+    from chalicelib.api import messages, queues, subscriptions
     from chalicelib.api.context import Caller
     from chalicelib.notify.channels.email import EmailChannel
     from chalicelib.notify.channels.webhook import WebhookChannel
@@ -58,9 +59,11 @@ def build_notifier(services: Services, pusher: Pusher | None, *, sqs: Any = None
         messages.message_post(services, caller, FAILED_QUEUE, body, size=len(json.dumps(body)))
 
     def queue_policy(project: str, queue: str) -> Any:
-        store = services.pooling.lookup(project=project, queue=queue)
-        metadata = None if store is None else store.queue_get(project=project, queue=queue)
-        return (metadata or {}).get("_retry_policy")
+        try:
+            return queues.queue_get(services, Caller(project=project, client_id=SYSTEM_CLIENT), queue).get(
+                "_retry_policy")
+        except errors.NotFound:
+            return None
 
     def connection_gone(connection: str) -> None:
         subscriptions.subscriptions_of_connection_delete(services, connection)
@@ -73,10 +76,10 @@ def build_notifier(services: Services, pusher: Pusher | None, *, sqs: Any = None
         channels={
             "http": webhooks,
             "https": webhooks,
-            "mailto": EmailChannel(settings, ses),
+            "mailto": EmailChannel(settings),
             "websocket": WebsocketChannel(pusher, connection_gone),
         },
-        retries=RetryQueue(settings.retry_queue, sqs),
+        retries=RetryQueue(settings.retry_queue),
         failures=FailureLog(post_failure),
         queue_policy=queue_policy,
     )

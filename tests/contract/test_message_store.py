@@ -443,3 +443,12 @@ def test_a_refused_post_leaves_no_event(store: MessageStore, project: str) -> No
                            create=False, encrypted=False, request_size=10, default_ttl=3600,
                            event_id="ev2", stream_all=True)
     assert store.outbox_pending(project=project, queue=Q, written_before_ms=2**50) == []
+
+
+def test_without_a_stream_a_listened_queue_keeps_no_event(store: MessageStore, project: str) -> None:
+    store.listen(project=project, queue=Q, until_ms=2**45)
+    posted = store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"a"', None, None)],
+                                client_id="c", create=True, encrypted=False, request_size=10, default_ttl=3600,
+                                event_id=None, stream_all=True)
+    assert not posted.event_stored
+    assert _pending(store, project) == []

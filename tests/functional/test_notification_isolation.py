@@ -302,3 +302,17 @@ def test_housekeeping_tells_a_pool_about_subscriptions_it_does_not_know_of(
     assert listeners.reconcile(services) >= 1
     api.post_messages("old", "heard again")
     assert len(kinesis.calls) == 1
+
+
+def test_a_delayed_message_too_large_for_the_retry_queue_fails_alone(api: Api, flow: Flow, hook: Receiver) -> None:
+    subscribe(api, "orders", hook.url)
+    huge = "\u00e9" * 100_000  # 200 KB of UTF-8 posted; six times that as the JSON an SQS message carries
+    raw = json.dumps({"messages": [{"body": huge, "delay": 1}]}, ensure_ascii=False)
+    reply = api.post("/v2/queues/orders/messages", raw=raw)
+    assert reply.status == 201, reply.raw
+    big = reply.json["resources"][0].rsplit("/", 1)[1]
+    (small,) = api.post_messages("orders", "small")
+    flow.drain()
+    assert [r.json["message_id"] for r in hook.wait_for(1)] == [small]
+    [record] = failures(api)
+    assert record["message_id"] == big and "cannot wait for its delay" in record["error"]

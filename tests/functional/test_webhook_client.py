@@ -153,11 +153,6 @@ def test_a_delivery_carries_the_body_the_headers_the_delivery_id_and_a_valid_sig
     assert request.headers["X-Zaqar-Signature"] == webhook.signature("s3cret", timestamp, b'{"n": 1}')
 
 
-def test_a_delivery_id_among_the_headers_is_still_sent_as_before(hook: Receiver) -> None:
-    assert post(hook.url, headers={"X-Zaqar-Delivery-Id": "d-2"}).status == "delivered"
-    assert hook.requests[0].headers["X-Zaqar-Delivery-Id"] == "d-2"
-
-
 def test_post_headers_may_override_the_content_type(hook: Receiver) -> None:
     assert post(hook.url, headers={"content-type": "text/plain"}).status == "delivered"
     assert [v for k, v in hook.requests[0].headers.items() if k.lower() == "content-type"] == ["text/plain"]

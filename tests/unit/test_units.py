@@ -129,3 +129,13 @@ def test_log_records_are_json_lines() -> None:
 def test_a_queue_tag_names_its_tenant_and_queue_back() -> None:
     for project, queue in [("proj", "q"), ("a/b", "c"), ("p}x {y}%", "orders-1")]:
         assert keys.from_tag_body(keys.tag_body(project, queue)) == (project, queue)
+
+
+def test_number_settings_take_fractions_where_they_are_seconds_and_name_the_culprit() -> None:
+    from chalicelib.config import ConfigError, Settings
+
+    assert Settings.from_mapping({"WEBHOOK_TIMEOUT": "0.5"}).webhook_timeout == 0.5
+    with pytest.raises(ConfigError, match="WEBHOOK_TIMEOUT must be a number"):
+        Settings.from_mapping({"WEBHOOK_TIMEOUT": "soon"})
+    with pytest.raises(ConfigError, match="MAX_MESSAGE_TTL must be an integer"):
+        Settings.from_mapping({"MAX_MESSAGE_TTL": "1.5"})

@@ -33,9 +33,9 @@ def compose(delivery: Delivery, default_subject: str | None) -> tuple[str, str]:
 
 
 class EmailChannel:
-    def __init__(self, settings: Settings, ses: Any = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._ses = ses
+        self._ses: Any = None
 
     def _client_for_ses(self) -> Any:
         if self._ses is None:

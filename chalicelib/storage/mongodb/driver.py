@@ -195,7 +195,7 @@ class MongoStore(base.MessageStore):
 
     def message_post(self, *, project: str, queue: str, messages: Sequence[base.NewMessage], client_id: str,
                      create: bool, encrypted: bool, request_size: int, default_ttl: int,
-                     event_id: str, stream_all: bool = False) -> base.Posted:
+                     event_id: str | None, stream_all: bool = False) -> base.Posted:
         now = self._now()
         scope = {"_id": self._scope(project, queue)}
         with translated("store the messages"):
@@ -222,10 +222,11 @@ class MongoStore(base.MessageStore):
                              "em": expires, "e": _date(expires), "d": now + delay * 1000 if delay else 0,
                              "u": client_id, "x": encrypted, "c": None, "ce": 0, "cc": 0, "b": message.body})
                 effective.append((ttl, delay))
-            listening = self._listeners.find_one(scope, {"until": 1}) or {}
-            store_event = stream_all or int(listening.get("until") or 0) > now
+            store_event = event_id is not None and (stream_all or int(
+                (self._listeners.find_one(scope, {"until": 1}) or {}).get("until") or 0) > now)
             self._messages.insert_many(docs, ordered=True)
             if store_event:
+                assert event_id is not None
                 entries = [base.PostedEntry(m.id, ttl, delay, m.body)
                            for m, (ttl, delay) in zip(messages, effective, strict=True)]
                 document = base.PostedEvent(event_id, now, encrypted, entries).to_json()

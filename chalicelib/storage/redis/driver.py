@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -209,12 +210,12 @@ class RedisStore(base.MessageStore):
         encrypted: bool,
         request_size: int,
         default_ttl: int,
-        event_id: str,
+        event_id: str | None,
         stream_all: bool = False,
     ) -> base.Posted:
         argv: list[Any] = [
             "1" if create else "0", client_id, "1" if encrypted else "0", request_size, default_ttl,
-            event_id, "1" if stream_all else "0",
+            event_id or "", "1" if stream_all else "0",
         ]
         for message in messages:
             argv += [
@@ -370,7 +371,8 @@ class RedisStore(base.MessageStore):
 
     def outbox_flag(self, *, project: str, queue: str) -> None:
         with translated("remember the unpublished events"):
-            self._client.zadd(keys.OUTBOXES, {keys.tag_body(project, queue): self._server_ms()})
+            # the container's clock, as the relay's flagged_before_ms: one round trip
+            self._client.zadd(keys.OUTBOXES, {keys.tag_body(project, queue): int(time.time() * 1000)})
 
     def outbox_flagged(self, *, flagged_before_ms: int, limit: int) -> list[base.Flagged]:
         with translated("read the outbox index"):
@@ -382,10 +384,6 @@ class RedisStore(base.MessageStore):
         member = keys.tag_body(flagged.project, flagged.queue)
         with translated("update the outbox index"):
             return bool(self._scripts["unflag"](keys=[keys.OUTBOXES], args=[member, flagged.since_ms]))
-
-    def _server_ms(self) -> int:
-        seconds, micros = self._client.time()
-        return int(seconds) * 1000 + int(micros) // 1000
 
     def listen(self, *, project: str, queue: str, until_ms: int) -> int:
         return int(self._run("listen", project, queue, [until_ms], "record the subscribers"))

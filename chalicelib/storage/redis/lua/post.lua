@@ -2,7 +2,7 @@
 -- has subscribers who can receive (or every event is streamed), the
 -- message.posted event to the queue's outbox, in the same atomic step.
 -- ARGV: create (0|1), client id, encrypted (0|1), request size, default ttl,
---       event id, stream every event (0|1),
+--       event id ('' = no stream: never an event), stream every event (0|1),
 --       then per message: id, ttl ('' = queue default), delay ('' = default), body.
 -- The outbox entry is {"id", "t" (ms), "x" (0|1), "m": [[id, ttl, delay, body], ...]}
 -- with each message's effective ttl and delay (chalicelib/storage/base.py reads it).
@@ -21,7 +21,7 @@ local encrypted = tonumber(ARGV[3])
 local n = (#ARGV - 7) / 4
 local first = redis.call('HINCRBY', K_Q, 'ctr', n) - n + 1
 local listening = tonumber(redis.call('HGET', K_L, 'until') or 0) > NOW
-local store_event = ARGV[7] == '1' or listening
+local store_event = ARGV[6] ~= '' and (ARGV[7] == '1' or listening)
 local out = {'ok', NOW, store_event and 1 or 0}
 local entries = {}
 for i = 0, n - 1 do
