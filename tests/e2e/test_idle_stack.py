@@ -28,11 +28,10 @@ def test_a_notification_arrives_promptly_after_the_stack_was_idle(stack: Stack, 
     with receiver() as hook:
         _rest(stack, project, "/v2/queues/idle1/subscriptions", {"subscriber": hook.url})
         time.sleep(SAFETY_S + 2)  # longer than the loop's slowest poll: nothing but its schedules ran
-        sent = time.monotonic()
         _rest(stack, project, "/v2/queues/idle1/messages", {"messages": [{"body": "after a nap"}]})
         (got,) = hook.wait_for(1, timeout=10)
+        # that the write, not the safety poll, woke the loop is shown with a fake clock in test_local_aws.py
         assert got.json["body"] == "after a nap"
-        assert time.monotonic() - sent < SAFETY_S  # woken by the write, not found by the safety poll
 
 
 def test_a_delayed_message_is_notified_after_its_delay_not_before(stack: Stack, project: str) -> None:
@@ -44,7 +43,6 @@ def test_a_delayed_message_is_notified_after_its_delay_not_before(stack: Stack, 
         waited = time.monotonic() - sent
         assert got.json["body"] == "later"
         assert waited >= 1.9  # not before the message is visible (the clocks' rounding aside)
-        assert waited < 2 + SAFETY_S  # woken when it became visible, not by the safety poll
 
 
 def test_a_message_posted_as_soon_as_the_stack_answers_is_notified(tmp_path: Path, redis_url: str,
