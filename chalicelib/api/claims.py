@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import validation
+from chalicelib.api import outbox, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.messages import Message, to_messages
 from chalicelib.api.queues import ensure_queue
-from chalicelib.events.model import Event, publish_changes
 from chalicelib.storage.base import DeadLetter, MessageStore
 
 log = logging.getLogger(__name__)
@@ -72,17 +71,18 @@ def claim_create(
     store = _store(services, caller, queue)
     if store is None:
         return Outcome(None)
+    event_id = outbox.change_event_id(services)
     result = store.claim_create(
-        project=caller.project, queue=queue, claim_id=uuid.uuid4().hex, ttl=ttl, grace=grace, limit=limit
+        project=caller.project, queue=queue, claim_id=uuid.uuid4().hex, ttl=ttl, grace=grace, limit=limit,
+        event_id=event_id,
     )
     if result.dead_letters:
         hand_over(services, caller, store, queue, result.dead_letters)
     if not result.items:
         return Outcome(None)
+    outbox.after_change(services, store, caller.project, queue, event_id)
     messages = to_messages(services, result.items, result.now_ms)
-    events = [Event("claim.created", caller.project, queue, {"claim_id": result.claim_id, "ids": [m.id for m in messages]})]
-    publish_changes(services.sink, events)
-    return Outcome(ClaimView(result.claim_id, ttl, grace, 0, messages), events)
+    return Outcome(ClaimView(result.claim_id, ttl, grace, 0, messages))
 
 
 def claim_get(services: Services, caller: Caller, queue: str, claim_id: str) -> ClaimView:
@@ -105,20 +105,21 @@ def claim_update(services: Services, caller: Caller, queue: str, claim_id: str, 
     ttl, grace = _ttl_grace(services, body)
     store = _store(services, caller, queue)
     renewed = False
+    event_id = outbox.change_event_id(services)
     if store is not None and validation.message_id(claim_id):
-        renewed = store.claim_update(project=caller.project, queue=queue, claim_id=claim_id, ttl=ttl, grace=grace)
-    if not renewed:
+        renewed = store.claim_update(project=caller.project, queue=queue, claim_id=claim_id, ttl=ttl, grace=grace,
+                                     event_id=event_id)
+    if store is None or not renewed:
         raise errors.ClaimNotFound(queue=queue, claim_id=claim_id[:64])
-    events = [Event("claim.updated", caller.project, queue, {"claim_id": claim_id, "ttl": ttl, "grace": grace})]
-    publish_changes(services.sink, events)
-    return Outcome(None, events)
+    outbox.after_change(services, store, caller.project, queue, event_id)
+    return Outcome(None)
 
 
 def claim_delete(services: Services, caller: Caller, queue: str, claim_id: str) -> Outcome[None]:
     store = _store(services, caller, queue)
     if store is None or not validation.message_id(claim_id):
         return Outcome(None)
-    store.claim_delete(project=caller.project, queue=queue, claim_id=claim_id)
-    events = [Event("claim.deleted", caller.project, queue, {"claim_id": claim_id})]
-    publish_changes(services.sink, events)
-    return Outcome(None, events)
+    event_id = outbox.change_event_id(services)
+    store.claim_delete(project=caller.project, queue=queue, claim_id=claim_id, event_id=event_id)
+    outbox.after_change(services, store, caller.project, queue, event_id)
+    return Outcome(None)

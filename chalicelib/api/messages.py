@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import crypto, errors
-from chalicelib.api import validation
+from chalicelib.api import outbox, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import ensure_queue
-from chalicelib.events.model import Event, publish_changes
 from chalicelib.storage import base
 
 log = logging.getLogger(__name__)
@@ -117,9 +116,10 @@ def message_post(services: Services, caller: Caller, queue: str, body: Any, *, s
     A queue nobody listens to costs one pool round trip and nothing else.
     When the queue has subscribers who can receive (or every event is
     streamed), the pool writes the ``message.posted`` event to the queue's
-    outbox in the same atomic step; it is then published right away and
-    forgotten (a second round trip), or, when the stream cannot take it,
-    flagged for the relay.
+    outbox in the same atomic step and, when no other request is
+    publishing that queue, hands this one the publish lease: the event is
+    then published right away and forgotten (a second round trip), or,
+    when the stream cannot take it, flagged for the relay.
     """
     limits = services.settings.limits
     validation.queue_name(queue, limits)
@@ -134,30 +134,14 @@ def message_post(services: Services, caller: Caller, queue: str, body: Any, *, s
     if store is None:
         store, registered = ensure_queue(services, caller, queue)
     try:
-        event, store = _post(services, caller, queue, store, ids, parsed, size=size, create=create)
+        lease, store = _post(services, caller, queue, store, ids, parsed, size=size, create=create)
     except errors.Unavailable:
         if registered:  # a lazily created queue must not outlive a failed post
             services.pooling.unregister(project=caller.project, queue=queue)
         raise
-    if event is None:
-        return Outcome(ids)
-    published = services.sink.publish([event])
-    try:
-        if event.id in published:
-            store.outbox_done(project=caller.project, queue=queue, ids=[event.id])
-        else:
-            store.outbox_flag(project=caller.project, queue=queue)
-    except errors.Unavailable:
-        log.warning("event %s stays in the outbox of %s until housekeeping finds it", event.id, queue)
-    return Outcome(ids, [event])
-
-
-def posted_event(project: str, queue: str, posted: base.PostedEvent) -> Event:
-    """The message.posted event an outbox entry stands for (bodies parsed unless encrypted)."""
-    messages = [{"id": m.id, "body": m.body if posted.encrypted else json.loads(m.body), "ttl": m.ttl,
-                 "delay": m.delay} for m in posted.messages]
-    return Event("message.posted", project, queue, {"messages": messages, "encrypted": posted.encrypted},
-                 id=posted.id, time_ms=posted.time_ms)
+    if lease is not None:
+        outbox.publish(services, store, caller.project, queue, *lease)
+    return Outcome(ids)
 
 
 def _post(
@@ -170,10 +154,11 @@ def _post(
     *,
     size: int,
     create: bool,
-) -> tuple[Event | None, base.MessageStore]:
+) -> tuple[tuple[str, list[str]] | None, base.MessageStore]:
     """One post script call, retried when the pool tells what it needs (at most twice).
 
-    Returns the message.posted event when the pool stored it (someone listens).
+    Returns (lease holder, entries to publish) when the pool stored the
+    event and handed this post the queue's publish lease.
     """
     limits = services.settings.limits
     key = (caller.project, queue)
@@ -212,11 +197,9 @@ def _post(
             raise errors.InvalidBody(
                 f"Queue {queue} accepts posts of at most {exc.limit} bytes; this one is {size}."
             ) from None
-        if not posted.event_stored or event_id is None:
+        if posted.pending is None or event_id is None:
             return None, store
-        entries = [base.PostedEntry(mid, ttl, delay, text) for mid, text, (ttl, delay) in
-                   zip(ids, bodies, posted.effective, strict=True)]
-        return posted_event(caller.project, queue, base.PostedEvent(event_id, posted.now_ms, encrypt, entries)), store
+        return (event_id, posted.pending), store
     raise errors.Unavailable("The messages could not be stored.")
 
 
@@ -274,10 +257,11 @@ def message_delete(
         return Outcome(None)
     if claim_id is not None and not validation.message_id(claim_id):
         raise errors.MessageNotClaimed(message_id=message_id, claim_id=claim_id[:64])
-    store.message_delete(project=caller.project, queue=queue, message_id=message_id, claim_id=claim_id)
-    events = [Event("message.deleted", caller.project, queue, {"ids": [message_id]})]
-    publish_changes(services.sink, events)
-    return Outcome(None, events)
+    event_id = outbox.change_event_id(services)
+    store.message_delete(project=caller.project, queue=queue, message_id=message_id, claim_id=claim_id,
+                         event_id=event_id)
+    outbox.after_change(services, store, caller.project, queue, event_id)
+    return Outcome(None)
 
 
 def message_delete_many(services: Services, caller: Caller, queue: str, ids: Sequence[str]) -> Outcome[None]:
@@ -286,10 +270,10 @@ def message_delete_many(services: Services, caller: Caller, queue: str, ids: Seq
     store = services.pooling.lookup(project=caller.project, queue=queue)
     if store is None or not wanted:
         return Outcome(None)
-    store.message_delete_many(project=caller.project, queue=queue, ids=wanted)
-    events = [Event("message.deleted", caller.project, queue, {"ids": list(wanted)})]
-    publish_changes(services.sink, events)
-    return Outcome(None, events)
+    event_id = outbox.change_event_id(services)
+    store.message_delete_many(project=caller.project, queue=queue, ids=wanted, event_id=event_id)
+    outbox.after_change(services, store, caller.project, queue, event_id)
+    return Outcome(None)
 
 
 def message_pop(services: Services, caller: Caller, queue: str, limit: int) -> Outcome[list[Message]]:
@@ -298,8 +282,7 @@ def message_pop(services: Services, caller: Caller, queue: str, limit: int) -> O
     store = services.pooling.lookup(project=caller.project, queue=queue)
     if store is None:
         return Outcome([])
-    records = store.message_pop(project=caller.project, queue=queue, limit=limit)
-    popped = to_messages(services, records.items, records.now_ms)
-    events = [Event("message.deleted", caller.project, queue, {"ids": [m.id for m in popped]})] if popped else []
-    publish_changes(services.sink, events)
-    return Outcome(popped, events)
+    event_id = outbox.change_event_id(services)
+    records = store.message_pop(project=caller.project, queue=queue, limit=limit, event_id=event_id)
+    outbox.after_change(services, store, caller.project, queue, event_id if records.items else None)
+    return Outcome(to_messages(services, records.items, records.now_ms))

@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import listeners, validation
+from chalicelib.api import listeners, outbox, validation
 from chalicelib.api.context import Caller, Outcome, Services
-from chalicelib.events.model import Event, publish_changes
 from chalicelib.storage.base import MessageStore, QueueSettings, Stats
 
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
@@ -80,12 +79,16 @@ def create_in_place(
     A placement made here is undone when the pool write fails: nothing half-made is left.
     """
     store, registered = ensure_queue(services, caller, name, flavor)
+    event_id = outbox.change_event_id(services)
     try:
-        return store.queue_create(project=caller.project, queue=name, metadata=metadata, settings=settings)
+        created = store.queue_create(project=caller.project, queue=name, metadata=metadata, settings=settings,
+                                     event_id=event_id)
     except errors.Unavailable:
         if registered:
             services.pooling.unregister(project=caller.project, queue=name)
         raise
+    outbox.after_change(services, store, caller.project, name, event_id if created else None)
+    return created
 
 
 def queue_create(
@@ -98,10 +101,7 @@ def queue_create(
     flavor = metadata.get("_flavor")
     if flavor is not None and not services.pooling.catalog.flavor_exists(flavor):
         raise errors.InvalidBody(f"Flavor {flavor} does not exist.")
-    created = create_in_place(services, caller, name, metadata, settings, flavor)
-    events = [Event("queue.created", caller.project, name, {"metadata": metadata})] if created else []
-    publish_changes(services.sink, events)
-    return Outcome(created, events)
+    return Outcome(create_in_place(services, caller, name, metadata, settings, flavor))
 
 
 def queue_get(services: Services, caller: Caller, name: str) -> dict[str, Any]:
@@ -116,11 +116,11 @@ def queue_delete(services: Services, caller: Caller, name: str) -> Outcome[None]
     store = _store(services, caller, name)
     if store is None:
         return Outcome(None)
-    store.queue_delete(project=caller.project, queue=name)
+    event_id = outbox.change_event_id(services)
+    store.queue_delete(project=caller.project, queue=name, event_id=event_id)
     services.pooling.unregister(project=caller.project, queue=name)
-    events = [Event("queue.deleted", caller.project, name)]
-    publish_changes(services.sink, events)
-    return Outcome(None, events)
+    outbox.after_change(services, store, caller.project, name, event_id)
+    return Outcome(None)
 
 
 def queue_stats(services: Services, caller: Caller, name: str) -> Stats | None:
@@ -146,14 +146,17 @@ def queue_purge(services: Services, caller: Caller, name: str, body: Any) -> Out
     store = _store(services, caller, name)
     if store is None:
         raise errors.QueueNotFound(project=caller.project, queue=name)
-    if "messages" in kinds:
-        store.queue_purge(project=caller.project, queue=name)
     if "subscriptions" in kinds:
         services.subscriptions.delete_for_queue(project=caller.project, queue=name)
         listeners.lower(services, caller.project, name)
-    events = [Event("queue.purged", caller.project, name, {"resource_types": sorted(kinds)})]
-    publish_changes(services.sink, events)
-    return Outcome(None, events)
+    event_id = outbox.change_event_id(services)
+    if "messages" in kinds:
+        store.queue_purge(project=caller.project, queue=name, event_id=event_id, resource_types=sorted(kinds))
+    elif event_id is not None:
+        store.outbox_record(project=caller.project, queue=name, event_id=event_id, kind="queue.purged",
+                            data={"resource_types": sorted(kinds)})
+    outbox.after_change(services, store, caller.project, name, event_id)
+    return Outcome(None)
 
 
 def queue_list(
@@ -265,11 +268,12 @@ def queue_update(services: Services, caller: Caller, name: str, patch: Any, *, s
     settings = _settings(services, updated)
     if updated.get("_flavor") != current.get("_flavor"):
         raise errors.InvalidBody("Changing _flavor of an existing queue is not supported yet.")
-    if not store.queue_set(project=caller.project, queue=name, metadata=updated, settings=settings):
+    event_id = outbox.change_event_id(services)
+    if not store.queue_set(project=caller.project, queue=name, metadata=updated, settings=settings,
+                           event_id=event_id):
         raise errors.QueueNotFound(project=caller.project, queue=name)
-    events = [Event("queue.updated", caller.project, name, {"metadata": updated})]
-    publish_changes(services.sink, events)
-    return Outcome(with_defaults(services, updated), events)
+    outbox.after_change(services, store, caller.project, name, event_id)
+    return Outcome(with_defaults(services, updated))
 
 
 def metadata_filters(params: Mapping[str, str], known: set[str]) -> dict[str, Any]:

@@ -12,10 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib import errors
-from chalicelib.api import listeners, validation
+from chalicelib.api import listeners, outbox, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import create_in_place
-from chalicelib.events.model import Event
 from chalicelib.rules import addresses, retry_policy
 from chalicelib.rules import options as rules
 from chalicelib.storage.base import QueueSettings, Subscription
@@ -110,6 +109,13 @@ def describe(subscription: Subscription) -> dict[str, Any]:
     }
 
 
+def _announce(services: Services, kind: str, subscriptions: list[Subscription]) -> None:
+    """Subscription events go through their queue's outbox, in order with its other events."""
+    for s in subscriptions:
+        store = services.pooling.lookup(project=s.project, queue=s.queue)
+        outbox.record(services, store, s.project, s.queue, kind, describe(s))
+
+
 def subscription_create(
     services: Services, caller: Caller, queue: str, body: Any, *, connection_id: str | None = None
 ) -> Outcome[tuple[str, bool]]:
@@ -139,14 +145,13 @@ def subscription_create(
             services.subscriptions.delete(project=caller.project, queue=queue, sid=subscription.id)
         raise
     if created:
-        events = [Event("subscription.created", caller.project, queue, describe(subscription))]
+        _announce(services, "subscription.created", [subscription])
     elif require and not subscription.confirmed:
         # asking again while unconfirmed sends the confirmation again
-        events = [Event("subscription.confirmation_requested", caller.project, queue, describe(subscription))]
+        _announce(services, "subscription.confirmation_requested", [subscription])
     else:
         raise errors.Conflict(f"Queue {queue} already has a subscription for {subscriber}.")
-    services.sink.publish(events)
-    return Outcome((subscription.id, created), events)
+    return Outcome((subscription.id, created))
 
 
 def subscription_get(services: Services, caller: Caller, queue: str, sid: str) -> Subscription:
@@ -191,9 +196,8 @@ def subscription_update(services: Services, caller: Caller, queue: str, sid: str
     if updated is None:
         raise errors.NotFound(f"Subscription {sid[:64]} does not exist in queue {queue}.")
     listeners.raise_for(services, updated)
-    events = [Event("subscription.updated", caller.project, queue, describe(updated))]
-    services.sink.publish(events)
-    return Outcome(None, events)
+    _announce(services, "subscription.updated", [updated])
+    return Outcome(None)
 
 
 def subscription_delete(services: Services, caller: Caller, queue: str, sid: str) -> Outcome[None]:
@@ -201,9 +205,8 @@ def subscription_delete(services: Services, caller: Caller, queue: str, sid: str
     removed = services.subscriptions.delete(project=caller.project, queue=queue, sid=sid[:64])
     if removed:
         listeners.lower(services, caller.project, queue)
-    events = [Event("subscription.deleted", caller.project, queue, describe(s)) for s in removed]
-    services.sink.publish(events)
-    return Outcome(None, events)
+    _announce(services, "subscription.deleted", removed)
+    return Outcome(None)
 
 
 def subscription_confirm(services: Services, caller: Caller, queue: str, sid: str, body: Any) -> Outcome[None]:
@@ -221,10 +224,8 @@ def subscription_confirm(services: Services, caller: Caller, queue: str, sid: st
         listeners.raise_for(services, updated)
     else:
         listeners.lower(services, caller.project, queue)
-    kind = "subscription.confirmed" if confirmed else "subscription.unconfirmed"
-    events = [Event(kind, caller.project, queue, describe(updated))]
-    services.sink.publish(events)
-    return Outcome(None, events)
+    _announce(services, "subscription.confirmed" if confirmed else "subscription.unconfirmed", [updated])
+    return Outcome(None)
 
 
 def subscriptions_of_connection_delete(services: Services, connection_id: str) -> Outcome[None]:
@@ -232,6 +233,5 @@ def subscriptions_of_connection_delete(services: Services, connection_id: str) -
     removed = services.subscriptions.delete_for_connection(connection_id)
     for project, queue in sorted({(s.project, s.queue) for s in removed}):
         listeners.lower(services, project, queue)
-    events = [Event("subscription.deleted", s.project, s.queue, describe(s)) for s in removed]
-    services.sink.publish(events)
-    return Outcome(None, events)
+    _announce(services, "subscription.deleted", removed)
+    return Outcome(None)

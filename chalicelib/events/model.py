@@ -1,9 +1,12 @@
 """Domain events: what an accepted change produced.
 
-Every write operation in ``chalicelib.api`` returns the events it caused
-and hands them to the container's sink. On the wire an event is a
-CloudEvents 1.0 JSON object; its id is fixed when the event is made, so a
-republished event is recognisably the same event.
+Writes record their events in their queue's outbox, in the same atomic
+step as the change (see ``chalicelib.storage.base.StoredEvent``);
+``chalicelib.api.outbox`` publishes them to the container's sink, one
+queue's events in order. On the wire an event is a CloudEvents 1.0 JSON
+object; its id is fixed when the event is written, and ``sequence`` (the
+CloudEvents extension of that name) numbers one queue's events, so a
+consumer can tell a republished event and restore order.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class Event:
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
     time_ms: int = dataclasses.field(default_factory=lambda: int(time.time() * 1000))
+    sequence: int = 0
+    """Place among the queue's events, from 1 (0: not known, as for events of older versions)."""
 
     @property
     def cloudevent_type(self) -> str:
@@ -36,6 +41,7 @@ class Event:
     def cloudevent(self) -> dict[str, Any]:
         """The CloudEvents 1.0 (structured JSON) form; the project is an extension attribute."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.time_ms / 1000))
+        extra = {"sequence": f"{self.sequence:020d}"} if self.sequence else {}
         return {
             "specversion": "1.0",
             "id": self.id,
@@ -45,6 +51,7 @@ class Event:
             "time": f"{stamp}.{self.time_ms % 1000:03d}Z",
             "datacontenttype": "application/json",
             "project": self.project,
+            **extra,
             "data": self.data,
         }
 
@@ -67,48 +74,42 @@ class Event:
             data=dict(document.get("data") or {}),
             id=str(document["id"]),
             time_ms=time_ms,
+            sequence=int(document.get("sequence") or 0),
         )
 
 
 class EventSink(Protocol):
     durable: bool
-    """True when events must also go through the pool's outbox (a stream consumes them)."""
+    """True when a stream takes events: writes then record them in their queue's outbox."""
     complete: bool
     """True when every change is streamed, not only what subscriptions need."""
 
-    def publish(self, events: Sequence[Event]) -> list[str]:
-        """Publish; returns the ids of the events that were accepted. Never raises."""
+    def publish(self, events: Sequence[Event]) -> int:
+        """Publish events of one queue, in this order; returns how many, from the first, were accepted.
+
+        Never raises: what was not accepted stays in the outbox.
+        """
 
 
 class NullSink:
-    """Drops events: no stream is configured."""
+    """No stream is configured: nothing is recorded, nothing published."""
 
     durable = False
     complete = False
 
-    def publish(self, events: Sequence[Event]) -> list[str]:
-        return []
+    def publish(self, events: Sequence[Event]) -> int:
+        return 0
 
 
 class RecordingSink:
-    """Keeps events in memory, for tests."""
+    """An in-memory stream of every change, for tests (events go through the outbox like any)."""
 
-    durable = False
+    durable = True
     complete = True
 
     def __init__(self) -> None:
         self.events: list[Event] = []
 
-    def publish(self, events: Sequence[Event]) -> list[str]:
+    def publish(self, events: Sequence[Event]) -> int:
         self.events.extend(events)
-        return [event.id for event in events]
-
-
-def publish_changes(sink: EventSink, events: Sequence[Event]) -> None:
-    """Queue, message and claim changes: streamed only when the deployment asks for every change.
-
-    Notifications need none of them (message.posted goes through the
-    outbox, subscription events are published by their operations).
-    """
-    if sink.complete and events:
-        sink.publish(events)
+        return len(events)

@@ -1,7 +1,11 @@
 """Publishing events to the Kinesis stream.
 
-Partition key: project and queue, so the events of one queue stay in
-order. boto3 is imported on first use (REST cold starts that publish
+Partition key: project and queue, so the events of one queue land on one
+shard. The events handed over together (one queue's, in order) go out as
+few records as fit: one CloudEvent, or a JSON array of them, each record
+written only after the one before was accepted, because Kinesis keeps
+the order of records on a shard but not of the records of one PutRecords
+call. boto3 is imported on first use (REST cold starts that publish
 nothing do not pay for it); ``AWS_ENDPOINT_URL`` points it at the local
 stack's moto.
 """
@@ -17,12 +21,49 @@ from typing import Any
 from chalicelib.events.model import Event
 
 log = logging.getLogger(__name__)
-MAX_RECORDS = 500  # per PutRecords call
+MAX_RECORD_BYTES = 1024 * 1024  # Kinesis: data blob plus partition key
 
 
 def partition_key(event: Event) -> str:
     key = f"{event.project}/{event.queue}"
     return key if len(key.encode()) <= 256 else hashlib.sha256(key.encode()).hexdigest()
+
+
+def _encoded(event: Event) -> bytes:
+    return json.dumps(event.cloudevent(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def records(events: Sequence[Event], limit: int = MAX_RECORD_BYTES) -> list[tuple[bytes, int]]:
+    """(data, how many events it carries) for each record, in order; an event too large for any record is
+    given as (b"", 1): it cannot be published and must not hold the queue's later events back."""
+    if not events:
+        return []
+    room = limit - len(partition_key(events[0]).encode())
+    out: list[tuple[bytes, int]] = []
+    group: list[bytes] = []
+    size = 1  # the array's brackets, less the first comma
+    for event in events:
+        data = _encoded(event)
+        if len(data) > room:
+            log.error("event %s of %s/%s is %d bytes: over the stream's record limit, not published",
+                      event.id, event.project, event.queue, len(data))
+            if group:
+                out.append((_join(group), len(group)))
+                group, size = [], 1
+            out.append((b"", 1))
+            continue
+        if group and size + len(data) + 1 > room:
+            out.append((_join(group), len(group)))
+            group, size = [], 1
+        group.append(data)
+        size += len(data) + 1
+    if group:
+        out.append((_join(group), len(group)))
+    return out
+
+
+def _join(group: list[bytes]) -> bytes:
+    return group[0] if len(group) == 1 else b"[" + b",".join(group) + b"]"
 
 
 class KinesisSink:
@@ -43,21 +84,19 @@ class KinesisSink:
             self._client = boto3.client("kinesis", config=config)
         return self._client
 
-    def publish(self, events: Sequence[Event]) -> list[str]:
-        """Accepted ids; failures are logged and left to the outbox relay."""
+    def publish(self, events: Sequence[Event]) -> int:
+        """How many of the events, from the first, the stream accepted; failures are logged."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        accepted: list[str] = []
-        for start in range(0, len(events), MAX_RECORDS):
-            batch = list(events[start : start + MAX_RECORDS])
-            records = [
-                {"Data": json.dumps(e.cloudevent(), separators=(",", ":")).encode(), "PartitionKey": partition_key(e)}
-                for e in batch
-            ]
-            try:
-                reply = self._kinesis().put_records(StreamName=self._stream, Records=records)
-            except (BotoCoreError, ClientError) as exc:
-                log.warning("publishing %d events to %s failed: %s", len(batch), self._stream, exc)
-                continue
-            accepted += [e.id for e, r in zip(batch, reply["Records"], strict=True) if "ErrorCode" not in r]
-        return accepted
+        done = 0
+        for data, count in records(events):
+            if data:
+                try:
+                    self._kinesis().put_record(StreamName=self._stream, Data=data,
+                                               PartitionKey=partition_key(events[done]))
+                except (BotoCoreError, ClientError) as exc:
+                    log.warning("publishing %d events of %s to %s failed: %s", len(events) - done,
+                                partition_key(events[done]), self._stream, exc)
+                    return done
+            done += count
+        return done

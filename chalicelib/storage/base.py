@@ -75,6 +75,17 @@ class Posted:
     """(ttl, delay) of each message after the queue's defaults applied."""
     event_stored: bool = False
     """The message.posted event went to the queue's outbox: someone listens, so publish it."""
+    pending: list[str] | None = None
+    """When the event was stored and this post took the queue's publish lease
+    (see ``outbox_lease``): the outbox entries to publish, this one among them."""
+
+
+PUBLISH_LEASE_MS = 15_000
+"""How long a publish lease holds without renewal (see ``MessageStore.outbox_lease``): longer
+than the stream client's worst case for one publish (connect, read and retry timeouts)."""
+PENDING_COUNT = 100
+PENDING_BYTES = 900_000
+"""A lease hands out at most this many entries and bytes at a time (one stream record is at most 1 MiB)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,27 +101,65 @@ class PostedEntry:
 
 @dataclasses.dataclass(frozen=True)
 class PostedEvent:
-    """A message.posted outbox entry, as every driver writes it.
-
-    On the wire (the JSON text drivers store): ``{"id", "t" (ms), "x" (0|1),
-    "m": [[id, ttl, delay, body], ...]}``.
-    """
+    """The payload of a message.posted outbox entry (see ``StoredEvent``)."""
 
     id: str
     time_ms: int
     encrypted: bool
     messages: list[PostedEntry]
 
-    def to_json(self) -> str:
+    def to_json(self, sequence: int) -> str:
         rows = [[m.id, m.ttl, m.delay, m.body] for m in self.messages]
-        return json.dumps({"id": self.id, "t": self.time_ms, "x": int(self.encrypted), "m": rows},
-                          separators=(",", ":"))
+        return json.dumps({"id": self.id, "k": POSTED, "t": self.time_ms, "s": sequence, "x": int(self.encrypted),
+                           "m": rows}, separators=(",", ":"))
+
+
+POSTED = "message.posted"
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredEvent:
+    """An outbox entry: an event written in the same atomic step as its change.
+
+    On the wire (the JSON text every driver stores and ``outbox_lease`` hands
+    out): ``{"id", "k" (kind), "t" (ms), "s" (sequence), "d" (data)}``; a
+    message.posted entry carries ``"x" (0|1)`` and ``"m": [[id, ttl, delay,
+    body], ...]`` (bodies as stored) instead of ``"d"``. ``s`` numbers the
+    events of one queue from 1, in the order of their changes, and keeps
+    counting when the queue is deleted and made again. Entries of versions
+    before sequences have neither ``k`` nor ``s``: they are message.posted
+    entries with sequence 0.
+
+    The data of each kind: ``queue.created``/``queue.updated``
+    ``{"metadata"}``; ``queue.deleted`` ``{}``; ``queue.purged``
+    ``{"resource_types"}``; ``message.deleted`` ``{"ids"}`` (the messages
+    that existed); ``claim.created`` ``{"claim_id", "ids"}``;
+    ``claim.updated`` ``{"claim_id", "ttl", "grace"}``; ``claim.deleted``
+    ``{"claim_id"}``; ``subscription.*`` whatever ``outbox_record`` was given.
+    """
+
+    id: str
+    kind: str
+    time_ms: int
+    sequence: int
+    data: dict[str, Any]
+    posted: PostedEvent | None = None
 
     @classmethod
-    def from_json(cls, text: str) -> PostedEvent:
+    def from_json(cls, text: str) -> StoredEvent:
         doc = json.loads(text)
+        kind = str(doc.get("k", POSTED))
+        if kind != POSTED:
+            return cls(str(doc["id"]), kind, int(doc["t"]), int(doc["s"]), dict(doc.get("d") or {}))
         entries = [PostedEntry(str(i), int(t), int(d), str(b)) for i, t, d, b in doc["m"]]
-        return cls(str(doc["id"]), int(doc["t"]), bool(doc["x"]), entries)
+        posted = PostedEvent(str(doc["id"]), int(doc["t"]), bool(doc["x"]), entries)
+        return cls(posted.id, POSTED, posted.time_ms, int(doc.get("s", 0)), {}, posted)
+
+
+def event_json(event_id: str, kind: str, time_ms: int, sequence: int, data: Mapping[str, Any]) -> str:
+    """The outbox entry of an event that is not message.posted (for drivers that build entries in Python)."""
+    return json.dumps({"id": event_id, "k": kind, "t": time_ms, "s": sequence, "d": dict(data)},
+                      separators=(",", ":"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,9 +267,15 @@ class MessageStore(abc.ABC):
 
     @abc.abstractmethod
     def queue_create(
-        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: QueueSettings
+        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: QueueSettings,
+        event_id: str | None = None,
     ) -> bool:
-        """Create the queue with this metadata; False (and no change) if it exists."""
+        """Create the queue with this metadata; False (and no change) if it exists.
+
+        ``event_id``, on this and every other write that takes it: when given
+        and something changed, the change's event (see ``StoredEvent``) goes
+        to the queue's outbox in the same atomic step.
+        """
 
     @abc.abstractmethod
     def queue_get(self, *, project: str, queue: str) -> dict[str, Any] | None:
@@ -232,17 +287,27 @@ class MessageStore(abc.ABC):
 
     @abc.abstractmethod
     def queue_set(
-        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: QueueSettings
+        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: QueueSettings,
+        event_id: str | None = None,
     ) -> bool:
         """Replace the metadata of an existing queue; False if it does not exist."""
 
     @abc.abstractmethod
-    def queue_delete(self, *, project: str, queue: str) -> None:
-        """Delete the queue with all its messages and claims. Idempotent."""
+    def queue_delete(self, *, project: str, queue: str, event_id: str | None = None) -> None:
+        """Delete the queue with all its messages and claims. Idempotent.
+
+        The outbox and the listening horizon are kept: events already
+        written must still be published, and sequences keep counting.
+        """
 
     @abc.abstractmethod
-    def queue_purge(self, *, project: str, queue: str) -> None:
-        """Remove every message and claim of the queue; keep the queue and its metadata."""
+    def queue_purge(
+        self, *, project: str, queue: str, event_id: str | None = None, resource_types: Sequence[str] = ("messages",)
+    ) -> None:
+        """Remove every message and claim of the queue; keep the queue and its metadata.
+
+        ``resource_types`` is what the queue.purged event reports.
+        """
 
     @abc.abstractmethod
     def queue_stats(self, *, project: str, queue: str) -> Stats:
@@ -269,11 +334,14 @@ class MessageStore(abc.ABC):
 
         In the same atomic step, when the queue has subscribers who can
         receive (see ``listen``) or ``stream_all`` is set, the message.posted
-        event ``event_id`` (a PostedEvent) goes to the queue's outbox and
+        event ``event_id`` goes to the queue's outbox and
         ``Posted.event_stored`` is True; otherwise nothing but the messages
         is written. With ``event_id`` None (no stream) no event is ever
-        stored: nothing would take it out again. On Redis that is one
-        round trip either way.
+        stored: nothing would take it out again. A stored event also tries
+        the queue's publish lease with ``event_id`` as holder; when taken,
+        ``Posted.pending`` holds what to publish (see ``outbox_lease``). On
+        Redis that is one round trip either way. With ``stream_all``, a
+        queue created here also records its queue.created event first.
 
         Raises QueueMissing when the queue does not exist and ``create`` is
         False, EncryptionRequired when the queue encrypts and ``encrypted``
@@ -304,7 +372,9 @@ class MessageStore(abc.ABC):
         """The live messages among ``ids``, in the order asked; unknown ids are skipped."""
 
     @abc.abstractmethod
-    def message_delete(self, *, project: str, queue: str, message_id: str, claim_id: str | None) -> None:
+    def message_delete(
+        self, *, project: str, queue: str, message_id: str, claim_id: str | None, event_id: str | None = None
+    ) -> None:
         """Delete one message, honouring its claim.
 
         A missing message is not an error. Raises MessageIsClaimed when the
@@ -314,18 +384,21 @@ class MessageStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def message_delete_many(self, *, project: str, queue: str, ids: Sequence[str]) -> int:
+    def message_delete_many(
+        self, *, project: str, queue: str, ids: Sequence[str], event_id: str | None = None
+    ) -> int:
         """Delete these messages whatever their claims; returns how many existed."""
 
     @abc.abstractmethod
-    def message_pop(self, *, project: str, queue: str, limit: int) -> Records:
+    def message_pop(self, *, project: str, queue: str, limit: int, event_id: str | None = None) -> Records:
         """Remove and return up to ``limit`` claimable messages, oldest first."""
 
     # -- claims -----------------------------------------------------------
 
     @abc.abstractmethod
     def claim_create(
-        self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, limit: int
+        self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, limit: int,
+        event_id: str | None = None,
     ) -> ClaimResult:
         """Claim up to ``limit`` messages that are in no live claim, oldest first.
 
@@ -339,12 +412,14 @@ class MessageStore(abc.ABC):
         """The live claim and the messages it still holds, or None."""
 
     @abc.abstractmethod
-    def claim_update(self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int) -> bool:
+    def claim_update(
+        self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, event_id: str | None = None
+    ) -> bool:
         """Renew a live claim from now; False when it does not exist or expired."""
 
     @abc.abstractmethod
-    def claim_delete(self, *, project: str, queue: str, claim_id: str) -> None:
-        """Release the claim's messages. Idempotent."""
+    def claim_delete(self, *, project: str, queue: str, claim_id: str, event_id: str | None = None) -> None:
+        """Release the claim's messages. Idempotent (an event only when the claim existed)."""
 
     # -- dead letters and housekeeping ------------------------------------
 
@@ -360,13 +435,39 @@ class MessageStore(abc.ABC):
     def dead_letter_pending(self, *, project: str, queue: str) -> list[DeadLetter]:
         """Dead letters of ``queue`` not yet accepted by their target."""
 
-    @abc.abstractmethod
-    def outbox_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
-        """Forget outbox events once the stream accepted them."""
+    # -- the outbox ----------------------------------------------------------
+    #
+    # Publishing keeps each queue's order: only the holder of the queue's
+    # publish lease publishes, entries leave in sequence order, and the
+    # holder goes on until the outbox is empty, so events written while it
+    # published are taken out too. A holder that dies loses the lease after
+    # PUBLISH_LEASE_MS; whoever takes it next publishes what is left.
 
     @abc.abstractmethod
-    def outbox_pending(self, *, project: str, queue: str, written_before_ms: int) -> list[tuple[str, str]]:
-        """(id, JSON) of outbox events written before the given time and still unpublished, oldest first."""
+    def outbox_record(self, *, project: str, queue: str, event_id: str, kind: str, data: Mapping[str, Any]) -> None:
+        """Write an event whose change lives elsewhere (a subscription in the catalog) to the queue's outbox."""
+
+    @abc.abstractmethod
+    def outbox_lease(self, *, project: str, queue: str, holder: str) -> list[str] | None:
+        """Take (or renew) the queue's publish lease for ``holder``.
+
+        Returns the oldest pending entries (JSON texts, at most PENDING_COUNT
+        and about PENDING_BYTES, in sequence order), or None when another
+        holder has a live lease. With nothing pending the result is empty
+        and no lease is held afterwards.
+        """
+
+    @abc.abstractmethod
+    def outbox_release(
+        self, *, project: str, queue: str, holder: str, published: Sequence[str], keep: bool
+    ) -> list[str]:
+        """Forget the ``published`` entries; then hand out the next ones or give the lease up.
+
+        With ``keep`` and the lease still ``holder``'s, the lease is renewed
+        and the next pending entries are returned; when none is left (or
+        without ``keep``) the lease is released and the result is empty. A
+        lease lost to another holder is left alone.
+        """
 
     @abc.abstractmethod
     def outbox_flag(self, *, project: str, queue: str) -> None:
@@ -402,8 +503,9 @@ class MessageStore(abc.ABC):
     def gc(self, *, project: str, queue: str, stale_before_ms: int) -> int:
         """Reclaim expired messages and claims of one queue; returns how many.
 
-        Outbox events unpublished since before ``stale_before_ms`` (their
-        request died before publishing or flagging them) are flagged.
+        When the outbox holds an entry written before ``stale_before_ms``
+        and no publish lease is live (whoever wrote it died before
+        publishing or flagging it), the queue is flagged for the relay.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -355,40 +355,152 @@ def test_gc_reclaims_expired_messages_without_other_traffic(store: MessageStore,
 # -- outbox -------------------------------------------------------------------------------
 
 
-def _post_two(store: MessageStore, project: str, event_id: str, *, stream_all: bool = False) -> base.Posted:
-    return store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"a"', 120, None),
-                                                                  NewMessage("m2", '{"b":1}', None, 0)],
+def _post_two(store: MessageStore, project: str, event_id: str, *, stream_all: bool = False,
+              ids: tuple[str, str] = ("m1", "m2")) -> base.Posted:
+    return store.message_post(project=project, queue=Q, messages=[NewMessage(ids[0], '"a"', 120, None),
+                                                                  NewMessage(ids[1], '{"b":1}', None, 0)],
                               client_id="c", create=True, encrypted=False, request_size=10, default_ttl=3600,
                               event_id=event_id, stream_all=stream_all)
 
 
-def _pending(store: MessageStore, project: str) -> list[base.PostedEvent]:
-    found = store.outbox_pending(project=project, queue=Q, written_before_ms=2**50)
-    return [base.PostedEvent.from_json(document) for _id, document in found]
+def _entries(texts: list[str] | None) -> list[base.StoredEvent]:
+    assert texts is not None, "the publish lease was refused"
+    return [base.StoredEvent.from_json(text) for text in texts]
+
+
+def _pending(store: MessageStore, project: str, *, queue: str = Q, holder: str = "peek") -> list[base.StoredEvent]:
+    """What the outbox holds, leaving the lease as it was found (free)."""
+    found = _entries(store.outbox_lease(project=project, queue=queue, holder=holder))
+    store.outbox_release(project=project, queue=queue, holder=holder, published=[], keep=False)
+    return found
+
+
+def _expire_lease(store: MessageStore, project: str) -> None:
+    """What PUBLISH_LEASE_MS of silence does to a lease, without waiting for it."""
+    if hasattr(store, "_listeners"):
+        store._listeners.update_one({"_id": {"p": project, "q": Q}}, {"$set": {"le": 0}})
+    else:
+        from chalicelib.storage.redis import keys
+
+        store._client.hset(keys.queue_keys(project, Q).l, "le", 0)  # type: ignore[attr-defined]
 
 
 def test_a_post_to_a_queue_nobody_listens_to_writes_no_event(store: MessageStore, project: str) -> None:
     posted = _post_two(store, project, "ev0")
-    assert not posted.event_stored
+    assert not posted.event_stored and posted.pending is None
     assert _pending(store, project) == []
 
 
-def test_a_post_to_a_listened_queue_writes_its_event_in_the_same_step(store: MessageStore, project: str) -> None:
+def test_a_post_to_a_listened_queue_writes_its_event_and_takes_the_lease(store: MessageStore, project: str) -> None:
     store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(default_delay=30))
     store.listen(project=project, queue=Q, until_ms=2**45)
     posted = _post_two(store, project, "ev1")
     assert posted.event_stored and posted.effective == [(120, 30), (3600, 0)]
-    [event] = _pending(store, project)
-    assert (event.id, event.time_ms, event.encrypted) == ("ev1", posted.now_ms, False)
-    assert event.messages == [base.PostedEntry("m1", 120, 30, '"a"'), base.PostedEntry("m2", 3600, 0, '{"b":1}')]
-    assert store.outbox_pending(project=project, queue=Q, written_before_ms=posted.now_ms - 1) == []
-    store.outbox_done(project=project, queue=Q, ids=["ev1"])
-    assert _pending(store, project) == []
+    [event] = _entries(posted.pending)
+    assert (event.id, event.kind, event.time_ms, event.sequence) == ("ev1", "message.posted", posted.now_ms, 1)
+    assert event.posted is not None and not event.posted.encrypted
+    assert event.posted.messages == [base.PostedEntry("m1", 120, 30, '"a"'),
+                                     base.PostedEntry("m2", 3600, 0, '{"b":1}')]
+    # the post holds the lease: nobody else publishes this queue meanwhile
+    assert store.outbox_lease(project=project, queue=Q, holder="other") is None
+    assert store.outbox_release(project=project, queue=Q, holder="ev1", published=["ev1"], keep=True) == []
+    assert _pending(store, project, holder="other") == []
+
+
+def test_a_post_while_another_publishes_leaves_its_event_to_the_holder(store: MessageStore, project: str) -> None:
+    store.listen(project=project, queue=Q, until_ms=2**45)
+    first = _post_two(store, project, "ev1")
+    second = _post_two(store, project, "ev2", ids=("m3", "m4"))
+    assert second.event_stored and second.pending is None
+    handed = _entries(store.outbox_release(project=project, queue=Q, holder="ev1",
+                                           published=[e.id for e in _entries(first.pending)], keep=True))
+    assert [(e.id, e.sequence) for e in handed] == [("ev2", 2)]
+    assert store.outbox_release(project=project, queue=Q, holder="ev1", published=["ev2"], keep=True) == []
 
 
 def test_every_post_writes_its_event_when_every_change_is_streamed(store: MessageStore, project: str) -> None:
-    assert _post_two(store, project, "ev1", stream_all=True).event_stored
+    posted = _post_two(store, project, "ev1", stream_all=True)
+    assert posted.event_stored
+    assert [(e.kind, e.sequence) for e in _entries(posted.pending)] == [("queue.created", 1), ("message.posted", 2)]
+
+
+def test_every_change_records_its_event_in_order(store: MessageStore, project: str) -> None:
+    ids = iter(f"e{n}" for n in range(100))
+    store.queue_create(project=project, queue=Q, metadata={"a": 1}, settings=QueueSettings(), event_id=next(ids))
+    assert not store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings(), event_id="no1")
+    store.queue_set(project=project, queue=Q, metadata={"a": 2}, settings=QueueSettings(), event_id=next(ids))
+    posted = store.message_post(project=project, queue=Q, messages=[NewMessage(f"m{i}", str(i), None, None)
+                                                                    for i in range(4)],
+                                client_id="c", create=False, encrypted=False, request_size=10, default_ttl=3600,
+                                event_id=next(ids), stream_all=True)
+    store.outbox_release(project=project, queue=Q, holder="e2", published=[], keep=False)
+    held = store.claim_create(project=project, queue=Q, claim_id="c1", ttl=60, grace=60, limit=2, event_id=next(ids))
+    assert [m.id for m in held.items] == ["m0", "m1"]
+    assert store.claim_update(project=project, queue=Q, claim_id="c1", ttl=90, grace=30, event_id=next(ids))
+    store.message_delete(project=project, queue=Q, message_id="m0", claim_id="c1", event_id=next(ids))
+    store.claim_delete(project=project, queue=Q, claim_id="c1", event_id=next(ids))
+    store.message_delete_many(project=project, queue=Q, ids=["m2", "nope"], event_id=next(ids))
+    store.message_pop(project=project, queue=Q, limit=5, event_id=next(ids))
+    store.outbox_record(project=project, queue=Q, event_id=next(ids), kind="subscription.created", data={"id": "s"})
+    store.queue_purge(project=project, queue=Q, event_id=next(ids), resource_types=["messages", "subscriptions"])
+    store.queue_delete(project=project, queue=Q, event_id=next(ids))
+    # changes that changed nothing record nothing
+    store.claim_delete(project=project, queue=Q, claim_id="c1", event_id="no2")
+    store.message_delete_many(project=project, queue=Q, ids=["nope"], event_id="no3")
+    store.claim_create(project=project, queue=Q, claim_id="c2", ttl=60, grace=60, limit=2, event_id="no4")
+    store.message_pop(project=project, queue=Q, limit=5, event_id="no5")
+    assert not store.claim_update(project=project, queue=Q, claim_id="c9", ttl=60, grace=60, event_id="no6")
+
+    found = _pending(store, project)
+    assert [e.sequence for e in found] == list(range(1, len(found) + 1))
+    assert [e.id for e in found] == [f"e{n}" for n in range(len(found))]
+    assert [(e.kind, e.data) for e in found if e.posted is None] == [
+        ("queue.created", {"metadata": {"a": 1}}),
+        ("queue.updated", {"metadata": {"a": 2}}),
+        ("claim.created", {"claim_id": "c1", "ids": ["m0", "m1"]}),
+        ("claim.updated", {"claim_id": "c1", "ttl": 90, "grace": 30}),
+        ("message.deleted", {"ids": ["m0"]}),
+        ("claim.deleted", {"claim_id": "c1"}),
+        ("message.deleted", {"ids": ["m2"]}),
+        ("message.deleted", {"ids": ["m1", "m3"]}),
+        ("subscription.created", {"id": "s"}),
+        ("queue.purged", {"resource_types": ["messages", "subscriptions"]}),
+        ("queue.deleted", {}),
+    ]
+    assert posted.pending is not None and found[2].posted is not None
+    assert [m.id for m in found[2].posted.messages] == ["m0", "m1", "m2", "m3"]
+
+
+def test_the_outbox_and_its_sequence_outlive_the_queue(store: MessageStore, project: str) -> None:
+    store.listen(project=project, queue=Q, until_ms=2**45)
+    _post_two(store, project, "ev1")
+    store.outbox_release(project=project, queue=Q, holder="ev1", published=[], keep=False)
+    store.queue_delete(project=project, queue=Q)
     assert [e.id for e in _pending(store, project)] == ["ev1"]
+    again = _post_two(store, project, "ev2")
+    assert [(e.id, e.sequence) for e in _entries(again.pending)] == [("ev1", 1), ("ev2", 2)]
+
+
+def test_a_lease_is_refused_while_live_and_taken_over_when_it_ran_out(store: MessageStore, project: str) -> None:
+    store.outbox_record(project=project, queue=Q, event_id="ev1", kind="subscription.created", data={})
+    assert [e.id for e in _entries(store.outbox_lease(project=project, queue=Q, holder="a"))] == ["ev1"]
+    assert store.outbox_lease(project=project, queue=Q, holder="b") is None
+    _expire_lease(store, project)  # holder a died
+    assert [e.id for e in _entries(store.outbox_lease(project=project, queue=Q, holder="b"))] == ["ev1"]
+    # a, back from the dead, forgets what it published but leaves b's lease alone
+    assert store.outbox_release(project=project, queue=Q, holder="a", published=["ev1"], keep=True) == []
+    assert store.outbox_lease(project=project, queue=Q, holder="c") is None
+    assert store.outbox_release(project=project, queue=Q, holder="b", published=[], keep=True) == []
+    assert store.outbox_lease(project=project, queue=Q, holder="c") == []
+
+
+def test_a_lease_hands_out_a_bounded_batch(store: MessageStore, project: str) -> None:
+    big = "x" * (base.PENDING_BYTES * 4 // 10)
+    for n in range(3):
+        store.outbox_record(project=project, queue=Q, event_id=f"ev{n}", kind="subscription.created", data={"b": big})
+    assert [e.id for e in _entries(store.outbox_lease(project=project, queue=Q, holder="a"))] == ["ev0", "ev1"]
+    handed = store.outbox_release(project=project, queue=Q, holder="a", published=["ev0", "ev1"], keep=True)
+    assert [e.id for e in _entries(handed)] == ["ev2"]
 
 
 def test_an_expired_listening_horizon_writes_no_event(store: MessageStore, project: str) -> None:
@@ -421,17 +533,22 @@ def _flagged(store: MessageStore, project: str) -> list[base.Flagged]:
 def test_the_relay_finds_flagged_outboxes_and_only_those(store: MessageStore, project: str) -> None:
     store.listen(project=project, queue=Q, until_ms=2**45)
     _post_two(store, project, "ev1")
+    store.outbox_release(project=project, queue=Q, holder="ev1", published=[], keep=False)  # the stream refused
     store.outbox_flag(project=project, queue=Q)
     [flagged] = _flagged(store, project)
     assert (flagged.project, flagged.queue) == (project, Q)
-    store.outbox_done(project=project, queue=Q, ids=["ev1"])
+    assert [e.id for e in _entries(store.outbox_lease(project=project, queue=Q, holder="relay"))] == ["ev1"]
+    assert store.outbox_release(project=project, queue=Q, holder="relay", published=["ev1"], keep=True) == []
     assert store.outbox_unflag(flagged=flagged)
     assert _flagged(store, project) == []
 
 
-def test_housekeeping_flags_an_outbox_whose_request_died(store: MessageStore, project: str) -> None:
+def test_housekeeping_flags_an_outbox_whose_publisher_died(store: MessageStore, project: str) -> None:
     store.listen(project=project, queue=Q, until_ms=2**45)
-    posted = _post_two(store, project, "ev1")  # neither published nor flagged: the request died here
+    posted = _post_two(store, project, "ev1")  # the request died holding the lease, before publishing
+    store.gc(project=project, queue=Q, stale_before_ms=posted.now_ms + 1)
+    assert _flagged(store, project) == []  # its lease is live: it may still publish
+    _expire_lease(store, project)
     store.gc(project=project, queue=Q, stale_before_ms=posted.now_ms + 1)
     assert [(f.project, f.queue) for f in _flagged(store, project)] == [(project, Q)]
 
@@ -442,7 +559,7 @@ def test_a_refused_post_leaves_no_event(store: MessageStore, project: str) -> No
         store.message_post(project=project, queue=Q, messages=[NewMessage("m1", '"a"', None, None)], client_id="c",
                            create=False, encrypted=False, request_size=10, default_ttl=3600,
                            event_id="ev2", stream_all=True)
-    assert store.outbox_pending(project=project, queue=Q, written_before_ms=2**50) == []
+    assert _pending(store, project) == []
 
 
 def test_without_a_stream_a_listened_queue_keeps_no_event(store: MessageStore, project: str) -> None:
@@ -452,3 +569,4 @@ def test_without_a_stream_a_listened_queue_keeps_no_event(store: MessageStore, p
                                 event_id=None, stream_all=True)
     assert not posted.event_stored
     assert _pending(store, project) == []
+

@@ -76,7 +76,7 @@ def test_the_zip_holds_no_tests_and_no_boto3_and_imports_with_nothing_else(packa
 
 # What each AWS call in the code needs: the method names of the boto3 clients we use.
 CALLS = {
-    "put_records": "kinesis:PutRecords",
+    "put_record": "kinesis:PutRecord",
     "get_queue_url": "sqs:GetQueueUrl",
     "send_message": "sqs:SendMessage",
     "send_email": "ses:SendEmail",

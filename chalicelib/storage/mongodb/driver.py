@@ -12,15 +12,21 @@ Collections (in the database named by the pool URI, ``zaqar`` by default):
   expiry ms, claim count), b (body text).
 - ``claims``: ``_id`` = claim id; p, q, em / e, t, g, cr, ids.
 - ``deadletters``: messages a claim took out for their dead-letter queue.
-- ``outbox``: events written with their change, until published (p, q, w
-  written ms, doc: the PostedEvent JSON). Every entry still here after the
-  grace time is the relay's work, so no separate index of flagged queues.
-- ``listeners``: ``_id`` = {p, q}; until (ms: the queue has subscribers who
-  can receive until then) and gen; kept when the queue is deleted.
+- ``outbox``: events waiting to be published, ``_id`` = event id; p, q,
+  s (the event's sequence in its queue), w (written, ms) and doc (the entry
+  as JSON text, see ``base.StoredEvent``). An entry goes in right after its
+  change (a separate write: no transactions yet) and leaves once its
+  publisher reports it published. Entries still here after the grace time
+  are the relay's work, so there is no separate index of flagged queues.
+- ``listeners``: ``_id`` = {p, q}, kept when the queue is deleted: until
+  (ms: the queue has subscribers who can receive until then) and gen (bumped
+  by every ``listen``); seq (the last sequence handed to an event of the
+  queue, so numbering goes on across a delete); lh and le (holder and
+  expiry ms of the publish lease, both absent while nobody holds it).
 
 A claim takes each candidate with a conditional update (``ce`` still in
-the past), so two consumers never win the same message. Times are this
-process's clock in milliseconds.
+the past), so two consumers never win the same message; the publish lease
+is taken the same way. Times are this process's clock in milliseconds.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from __future__ import annotations
 import datetime
 import json
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -116,6 +123,7 @@ class MongoStore(base.MessageStore):
             self._messages.create_index([("e", 1)], expireAfterSeconds=60, name="ttl")
             self._claims.create_index([("e", 1)], expireAfterSeconds=60, name="ttl")
             self._outbox.create_index([("p", 1), ("q", 1), ("w", 1)], name="pending")
+            self._outbox.create_index([("p", 1), ("q", 1), ("s", 1)], name="sequence")
             self._outbox.create_index([("w", 1)], name="written")
 
     def _now(self) -> int:
@@ -142,14 +150,17 @@ class MongoStore(base.MessageStore):
         return {name: getattr(settings, name) for name in _SETTINGS}
 
     def queue_create(self, *, project: str, queue: str, metadata: Mapping[str, Any],
-                     settings: base.QueueSettings) -> bool:
+                     settings: base.QueueSettings, event_id: str | None = None) -> bool:
+        now = self._now()
         doc = {"_id": self._scope(project, queue), "meta": json.dumps(metadata), "s": self._settings_doc(settings),
-               "ctr": 0, "cr": self._now()}
+               "ctr": 0, "cr": now}
         with translated("store the queue"):
             try:
                 self._queues.insert_one(doc)
             except mongo_errors.DuplicateKeyError:
                 return False
+            if event_id is not None:
+                self._record(project, queue, event_id, "queue.created", {"metadata": dict(metadata)}, now)
         return True
 
     def queue_get(self, *, project: str, queue: str) -> dict[str, Any] | None:
@@ -162,24 +173,34 @@ class MongoStore(base.MessageStore):
         return [found.get(q) for q in queues]
 
     def queue_set(self, *, project: str, queue: str, metadata: Mapping[str, Any],
-                  settings: base.QueueSettings) -> bool:
+                  settings: base.QueueSettings, event_id: str | None = None) -> bool:
         with translated("store the queue"):
             result = self._queues.update_one({"_id": self._scope(project, queue)},
                                              {"$set": {"meta": json.dumps(metadata), "s": self._settings_doc(settings)}})
+            if result.matched_count and event_id is not None:
+                self._record(project, queue, event_id, "queue.updated", {"metadata": dict(metadata)}, self._now())
         return bool(result.matched_count)
 
-    def queue_delete(self, *, project: str, queue: str) -> None:
+    def queue_delete(self, *, project: str, queue: str, event_id: str | None = None) -> None:
         scope = self._scope(project, queue)
         with translated("delete the queue"):
-            for collection in (self._messages, self._claims, self._dead, self._outbox):
+            for collection in (self._messages, self._claims, self._dead):
                 collection.delete_many(scope)
-            self._queues.delete_one({"_id": scope})
+            gone = self._queues.delete_one({"_id": scope}).deleted_count
+            if gone and event_id is not None:  # the outbox and the listeners document stay
+                self._record(project, queue, event_id, "queue.deleted", {}, self._now())
 
-    def queue_purge(self, *, project: str, queue: str) -> None:
+    def queue_purge(self, *, project: str, queue: str, event_id: str | None = None,
+                    resource_types: Sequence[str] = ("messages",)) -> None:
         scope = self._scope(project, queue)
         with translated("purge the queue"):
+            exists = event_id is not None and self._queues.find_one({"_id": scope}, {"_id": 1}) is not None
             self._messages.delete_many(scope)
             self._claims.delete_many(scope)
+            if exists:
+                assert event_id is not None
+                self._record(project, queue, event_id, "queue.purged", {"resource_types": list(resource_types)},
+                             self._now())
 
     def queue_stats(self, *, project: str, queue: str) -> base.Stats:
         now = self._now()
@@ -203,7 +224,9 @@ class MongoStore(base.MessageStore):
             if current is None:
                 if not create:
                     raise base.QueueMissing(queue)
-                self.queue_create(project=project, queue=queue, metadata={}, settings=base.QueueSettings())
+                created_event = uuid.uuid4().hex if stream_all and event_id is not None else None
+                self.queue_create(project=project, queue=queue, metadata={}, settings=base.QueueSettings(),
+                                  event_id=created_event)
                 current = {"s": {}}
             settings = current.get("s") or {}
             if settings.get("max_post_size") is not None and request_size > settings["max_post_size"]:
@@ -225,13 +248,16 @@ class MongoStore(base.MessageStore):
             store_event = event_id is not None and (stream_all or int(
                 (self._listeners.find_one(scope, {"until": 1}) or {}).get("until") or 0) > now)
             self._messages.insert_many(docs, ordered=True)
+            pending: list[str] | None = None
             if store_event:
                 assert event_id is not None
                 entries = [base.PostedEntry(m.id, ttl, delay, m.body)
                            for m, (ttl, delay) in zip(messages, effective, strict=True)]
-                document = base.PostedEvent(event_id, now, encrypted, entries).to_json()
-                self._outbox.insert_one({"_id": event_id, "p": project, "q": queue, "w": now, "doc": document})
-        return base.Posted([m.id for m in messages], now, effective, event_stored=store_event)
+                event = base.PostedEvent(event_id, now, encrypted, entries)
+                sequence = self._next_sequence(project, queue)
+                self._store_entry(project, queue, event_id, sequence, now, event.to_json(sequence))
+                pending = self._take_lease(project, queue, event_id)
+        return base.Posted([m.id for m in messages], now, effective, event_stored=store_event, pending=pending)
 
     def message_list(self, *, project: str, queue: str, marker: str | None, limit: int, client_id: str, echo: bool,
                      include_claimed: bool, include_delayed: bool) -> base.Page[base.MessageRecord]:
@@ -255,7 +281,8 @@ class MongoStore(base.MessageStore):
                                                                "em": {"$gt": now}})}
         return base.Records([_record(found[i]) for i in ids if i in found], now)
 
-    def message_delete(self, *, project: str, queue: str, message_id: str, claim_id: str | None) -> None:
+    def message_delete(self, *, project: str, queue: str, message_id: str, claim_id: str | None,
+                       event_id: str | None = None) -> None:
         now = self._now()
         base_query = {**self._scope(project, queue), "_id": message_id}
         with translated("delete the message"):
@@ -264,6 +291,8 @@ class MongoStore(base.MessageStore):
             else:
                 done = self._messages.delete_one({**base_query, "c": claim_id, "ce": {"$gt": now}})
             if done.deleted_count:
+                if event_id is not None:
+                    self._record(project, queue, event_id, "message.deleted", {"ids": [message_id]}, now)
                 return
             current = self._messages.find_one(base_query)
         if current is None or current["em"] <= now:
@@ -273,16 +302,28 @@ class MongoStore(base.MessageStore):
             raise errors.MessageNotClaimed(message_id=message_id, claim_id=claim_id)
         raise errors.MessageIsClaimed(message_id=message_id)
 
-    def message_delete_many(self, *, project: str, queue: str, ids: Sequence[str]) -> int:
+    def message_delete_many(self, *, project: str, queue: str, ids: Sequence[str],
+                            event_id: str | None = None) -> int:
+        scope = self._scope(project, queue)
         with translated("delete messages"):
-            return int(self._messages.delete_many({**self._scope(project, queue), "_id": {"$in": list(ids)}}).deleted_count)
+            if event_id is None:
+                return int(self._messages.delete_many({**scope, "_id": {"$in": list(ids)}}).deleted_count)
+            found = {d["_id"] for d in self._messages.find({**scope, "_id": {"$in": list(ids)}}, {"_id": 1})}
+            if not found:
+                return 0
+            gone = int(self._messages.delete_many({**scope, "_id": {"$in": list(found)}}).deleted_count)
+            if gone:
+                # in request order; a concurrent delete between the read and the delete can make this a superset
+                existed = list(dict.fromkeys(i for i in ids if i in found))
+                self._record(project, queue, event_id, "message.deleted", {"ids": existed}, self._now())
+            return gone
 
     def _free(self, project: str, queue: str, now: int, after: int) -> list[dict[str, Any]]:
         query = {**self._scope(project, queue), "ce": {"$lte": now}, "d": {"$lte": now}, "em": {"$gt": now},
                  "k": {"$gt": after}}
         return list(self._messages.find(query).sort("k", 1).limit(SCAN))
 
-    def message_pop(self, *, project: str, queue: str, limit: int) -> base.Records:
+    def message_pop(self, *, project: str, queue: str, limit: int, event_id: str | None = None) -> base.Records:
         now = self._now()
         taken: list[base.MessageRecord] = []
         after = 0
@@ -298,12 +339,14 @@ class MongoStore(base.MessageStore):
                         taken.append(_record({**won, "cc": int(won.get("cc") or 0) + 1}))
                         if len(taken) == limit:
                             break
+            if taken and event_id is not None:
+                self._record(project, queue, event_id, "message.deleted", {"ids": [m.id for m in taken]}, now)
         return base.Records(taken, now)
 
     # -- claims -------------------------------------------------------------------
 
     def claim_create(self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int,
-                     limit: int) -> base.ClaimResult:
+                     limit: int, event_id: str | None = None) -> base.ClaimResult:
         now = self._now()
         claim_end, keep_until = now + ttl * 1000, now + (ttl + grace) * 1000
         with translated("claim messages"):
@@ -344,6 +387,9 @@ class MongoStore(base.MessageStore):
                 self._claims.insert_one({"_id": claim_id, "p": project, "q": queue, "em": claim_end,
                                          "e": _date(claim_end), "t": ttl, "g": grace, "cr": now,
                                          "ids": [m.id for m in taken]})
+                if event_id is not None:
+                    self._record(project, queue, event_id, "claim.created",
+                                 {"claim_id": claim_id, "ids": [m.id for m in taken]}, now)
         return base.ClaimResult(claim_id, taken, now, dead)
 
     def _live_claim(self, project: str, queue: str, claim_id: str, now: int) -> dict[str, Any] | None:
@@ -362,7 +408,8 @@ class MongoStore(base.MessageStore):
             items = [_record(d) for d in docs]
         return base.Claim(claim_id, int(claim["t"]), int(claim["g"]), int(claim["cr"]), items, now)
 
-    def claim_update(self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int) -> bool:
+    def claim_update(self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int,
+                     event_id: str | None = None) -> bool:
         now = self._now()
         claim_end, keep_until = now + ttl * 1000, now + (ttl + grace) * 1000
         held = {**self._scope(project, queue), "c": claim_id, "ce": {"$gt": now}}
@@ -374,14 +421,19 @@ class MongoStore(base.MessageStore):
                 "em": keep_until, "e": _date(keep_until), "t": ttl + grace}})
             self._claims.update_one({"_id": claim_id}, {"$set": {"em": claim_end, "e": _date(claim_end), "t": ttl,
                                                                  "g": grace, "cr": now}})
+            if event_id is not None:
+                self._record(project, queue, event_id, "claim.updated",
+                             {"claim_id": claim_id, "ttl": ttl, "grace": grace}, now)
         return True
 
-    def claim_delete(self, *, project: str, queue: str, claim_id: str) -> None:
+    def claim_delete(self, *, project: str, queue: str, claim_id: str, event_id: str | None = None) -> None:
         now = self._now()
         with translated("release the claim"):
             self._messages.update_many({**self._scope(project, queue), "c": claim_id, "ce": {"$gt": now}},
                                        {"$set": {"c": None, "ce": 0}})
-            self._claims.delete_one({"_id": claim_id, **self._scope(project, queue)})
+            claim = self._claims.find_one_and_delete({"_id": claim_id, **self._scope(project, queue)}, {"em": 1})
+            if claim is not None and int(claim["em"]) > now and event_id is not None:  # an expired claim is gone already
+                self._record(project, queue, event_id, "claim.deleted", {"claim_id": claim_id}, now)
 
     # -- dead letters, outbox, housekeeping ---------------------------------------------
 
@@ -420,24 +472,100 @@ class MongoStore(base.MessageStore):
             docs = list(self._dead.find(self._scope(project, queue)))
         return [base.DeadLetter(_record({"_id": d["_id"], **d["doc"]}), d["target"], d.get("ttl")) for d in docs]
 
-    def outbox_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
-        with translated("mark events published"):
-            self._outbox.delete_many({**self._scope(project, queue), "_id": {"$in": list(ids)}})
+    # The outbox. Without transactions an entry is written right after its change, and the sequence is
+    # taken just before the entry goes in: two writers of one queue can insert their entries in the other
+    # order than their sequences for a moment.
 
-    def outbox_pending(self, *, project: str, queue: str, written_before_ms: int) -> list[tuple[str, str]]:
-        with translated("read the outbox"):
-            docs = self._outbox.find({**self._scope(project, queue), "w": {"$lte": written_before_ms}}).sort("w", 1)
-            return [(d["_id"], d["doc"]) for d in docs.limit(500)]
+    def _next_sequence(self, project: str, queue: str) -> int:
+        doc = self._listeners.find_one_and_update({"_id": self._scope(project, queue)}, {"$inc": {"seq": 1}},
+                                                  upsert=True, return_document=ReturnDocument.AFTER)
+        return int(doc["seq"])
+
+    def _store_entry(self, project: str, queue: str, event_id: str, sequence: int, now: int, document: str) -> None:
+        with suppress(mongo_errors.DuplicateKeyError):  # the event is in the outbox already (a retried write)
+            self._outbox.insert_one({"_id": event_id, "p": project, "q": queue, "s": sequence, "w": now,
+                                     "doc": document})
+
+    def _record(self, project: str, queue: str, event_id: str, kind: str, data: Mapping[str, Any], now: int) -> None:
+        sequence = self._next_sequence(project, queue)
+        self._store_entry(project, queue, event_id, sequence, now, base.event_json(event_id, kind, now, sequence, data))
+
+    def _pending(self, project: str, queue: str) -> list[str]:
+        """The oldest entries, by sequence (entries of older versions have none: they come first)."""
+        out: list[str] = []
+        size = 0
+        docs = self._outbox.find(self._scope(project, queue), {"doc": 1}).sort("s", 1).limit(base.PENDING_COUNT)
+        for doc in docs:
+            size += len(doc["doc"])
+            if out and size > base.PENDING_BYTES:
+                break
+            out.append(doc["doc"])
+        return out
+
+    def _take_lease(self, project: str, queue: str, holder: str, *, look_again: bool = True) -> list[str] | None:
+        now = self._now()
+        key = {"_id": self._scope(project, queue)}
+        taken = self._listeners.find_one_and_update(
+            {**key, "$or": [{"lh": {"$exists": False}}, {"lh": holder}, {"le": {"$lte": now}}]},
+            {"$set": {"lh": holder, "le": now + base.PUBLISH_LEASE_MS}}, {"_id": 1})
+        if taken is None:
+            # no document: no event was ever recorded for this queue, so nothing is pending
+            return None if self._listeners.find_one(key, {"_id": 1}) is not None else []
+        return self._leased_pending(project, queue, holder, look_again=look_again)
+
+    def _leased_pending(self, project: str, queue: str, holder: str, *, look_again: bool) -> list[str]:
+        """As the lease's holder: the next entries, or none and the lease given up (a lease is held only
+        while there is something to publish)."""
+        pending = self._pending(project, queue)
+        if pending:
+            return pending
+        self._give_up(project, queue, holder)
+        # A writer whose entry went in after the read above and who found the lease still held left its
+        # entry to us: look once more now that the lease is free.
+        if look_again and self._outbox.find_one(self._scope(project, queue), {"_id": 1}) is not None:
+            return self._take_lease(project, queue, holder, look_again=False) or []
+        return []
+
+    def _give_up(self, project: str, queue: str, holder: str) -> None:
+        self._listeners.update_one({"_id": self._scope(project, queue), "lh": holder},
+                                   {"$unset": {"lh": "", "le": ""}})
+
+    def outbox_record(self, *, project: str, queue: str, event_id: str, kind: str, data: Mapping[str, Any]) -> None:
+        with translated("record the event"):
+            self._record(project, queue, event_id, kind, data, self._now())
+
+    def outbox_lease(self, *, project: str, queue: str, holder: str) -> list[str] | None:
+        with translated("lease the outbox"):
+            return self._take_lease(project, queue, holder)
+
+    def outbox_release(self, *, project: str, queue: str, holder: str, published: Sequence[str],
+                       keep: bool) -> list[str]:
+        scope = self._scope(project, queue)
+        with translated("release the outbox"):
+            if published:
+                self._outbox.delete_many({**scope, "_id": {"$in": list(published)}})
+            if not keep:
+                self._give_up(project, queue, holder)
+                return []
+            renewed = self._listeners.find_one_and_update(
+                {"_id": scope, "lh": holder}, {"$set": {"le": self._now() + base.PUBLISH_LEASE_MS}}, {"_id": 1})
+            if renewed is None:
+                return []  # lost to another holder: theirs now
+            return self._leased_pending(project, queue, holder, look_again=True)
 
     def outbox_flag(self, *, project: str, queue: str) -> None:
         """Nothing to do: the relay finds every outbox entry older than its grace time by itself."""
 
     def outbox_flagged(self, *, flagged_before_ms: int, limit: int) -> list[base.Flagged]:
-        pipeline = [
+        pipeline: list[dict[str, Any]] = [
             {"$match": {"w": {"$lte": flagged_before_ms}}},
             {"$group": {"_id": {"p": "$p", "q": "$q"}, "since": {"$min": "$w"}}},
             {"$sort": {"since": 1}},
+            # a queue whose publish lease is live is being published by its holder
+            {"$lookup": {"from": self._listeners.name, "localField": "_id", "foreignField": "_id", "as": "l"}},
+            {"$match": {"l.le": {"$not": {"$gt": self._now()}}}},
             {"$limit": limit},
+            {"$project": {"l": 0}},
         ]
         with translated("read the outbox"):
             rows = list(self._outbox.aggregate(pipeline))
@@ -466,6 +594,11 @@ class MongoStore(base.MessageStore):
             return bool(self._listeners.update_one(query, {"$set": {"until": until_ms}}).matched_count)
 
     def gc(self, *, project: str, queue: str, stale_before_ms: int) -> int:
+        """Reclaim expired messages and claims.
+
+        Stale outbox entries need no flag here: ``outbox_flagged`` finds every entry older than the relay's
+        grace time by itself, leaving out queues whose publish lease is live.
+        """
         now = self._now()
         scope = self._scope(project, queue)
         with translated("reclaim expired data"):

@@ -21,7 +21,7 @@ _LUA = Path(__file__).with_name("lua")
 _SCRIPTS = (
     "post", "list", "get_many", "delete", "delete_many", "claim", "claim_get",
     "claim_update", "claim_delete", "stats", "queue_put", "dead_letter_accept", "gc", "purge",
-    "listen", "listen_lower",
+    "listen", "listen_lower", "queue_delete", "outbox_record", "outbox_lease", "outbox_release",
 )
 _STANDALONE = ("unflag",)  # scripts on pool-wide keys: no per-queue prelude
 # How many index entries one list or claim may look at before it returns
@@ -150,20 +150,23 @@ class RedisStore(base.MessageStore):
     # -- queues -----------------------------------------------------------
 
     def _queue_put(
-        self, mode: str, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings
+        self, mode: str, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings,
+        event_id: str | None,
     ) -> bool:
-        argv = [mode, json.dumps(metadata, separators=(",", ":")), *_settings_argv(settings)]
+        argv = [mode, json.dumps(metadata, separators=(",", ":")), event_id or "", *_settings_argv(settings)]
         return bool(self._run("queue_put", project, queue, argv, "store the queue"))
 
     def queue_create(
-        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings
+        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings,
+        event_id: str | None = None,
     ) -> bool:
-        return self._queue_put("create", project, queue, metadata, settings)
+        return self._queue_put("create", project, queue, metadata, settings, event_id)
 
     def queue_set(
-        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings
+        self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings,
+        event_id: str | None = None,
     ) -> bool:
-        return self._queue_put("update", project, queue, metadata, settings)
+        return self._queue_put("update", project, queue, metadata, settings, event_id)
 
     def queue_get(self, *, project: str, queue: str) -> dict[str, Any] | None:
         return self.queue_get_many(project=project, queues=[queue])[0]
@@ -179,12 +182,13 @@ class RedisStore(base.MessageStore):
                 raws = pipe.execute()
         return [None if raw is None else json.loads(raw) for raw in raws]
 
-    def queue_delete(self, *, project: str, queue: str) -> None:
-        with translated("delete the queue"):
-            self._client.delete(*keys.queue_keys(project, queue).data)
+    def queue_delete(self, *, project: str, queue: str, event_id: str | None = None) -> None:
+        self._run("queue_delete", project, queue, [event_id or ""], "delete the queue")
 
-    def queue_purge(self, *, project: str, queue: str) -> None:
-        self._run("purge", project, queue, [], "purge the queue")
+    def queue_purge(
+        self, *, project: str, queue: str, event_id: str | None = None, resource_types: Sequence[str] = ("messages",)
+    ) -> None:
+        self._run("purge", project, queue, [event_id or "", *resource_types], "purge the queue")
 
     def queue_stats(self, *, project: str, queue: str) -> base.Stats:
         out = self._run("stats", project, queue, [], "count messages")
@@ -232,9 +236,10 @@ class RedisStore(base.MessageStore):
             raise base.EncryptionRequired(queue)
         if status == "too_large":
             raise base.PostTooLarge(int(out[1]))
-        effective = [(int(out[i]), int(out[i + 1])) for i in range(3, len(out), 2)]
+        end = 4 + 2 * len(messages)
+        effective = [(int(out[i]), int(out[i + 1])) for i in range(4, end, 2)]
         return base.Posted(ids=[m.id for m in messages], now_ms=int(out[1]), effective=effective,
-                           event_stored=bool(out[2]))
+                           event_stored=bool(out[2]), pending=list(out[end:]) if out[3] else None)
 
     def message_list(
         self,
@@ -259,27 +264,34 @@ class RedisStore(base.MessageStore):
         out = self._run("get_many", project, queue, ids, "read messages")
         return base.Records(items=_records(out[1:]), now_ms=int(out[0]))
 
-    def message_delete(self, *, project: str, queue: str, message_id: str, claim_id: str | None) -> None:
-        out = self._run("delete", project, queue, [message_id, claim_id or ""], "delete the message")
+    def message_delete(
+        self, *, project: str, queue: str, message_id: str, claim_id: str | None, event_id: str | None = None
+    ) -> None:
+        out = self._run("delete", project, queue, [message_id, claim_id or "", event_id or ""], "delete the message")
         if out == "claimed":
             raise errors.MessageIsClaimed(message_id=message_id)
         if out == "not_claimed":
             raise errors.MessageNotClaimed(message_id=message_id, claim_id=claim_id or "")
 
-    def message_delete_many(self, *, project: str, queue: str, ids: Sequence[str]) -> int:
-        return int(self._run("delete_many", project, queue, ids, "delete messages"))
+    def message_delete_many(
+        self, *, project: str, queue: str, ids: Sequence[str], event_id: str | None = None
+    ) -> int:
+        return int(self._run("delete_many", project, queue, [event_id or "", *ids], "delete messages"))
 
-    def message_pop(self, *, project: str, queue: str, limit: int) -> base.Records:
-        out = self._run("claim", project, queue, ["", 1, 0, limit, SCAN_BUDGET, 1], "pop messages")
+    def message_pop(self, *, project: str, queue: str, limit: int, event_id: str | None = None) -> base.Records:
+        argv = ["", 1, 0, limit, SCAN_BUDGET, 1, event_id or ""]
+        out = self._run("claim", project, queue, argv, "pop messages")
         skip = 2 + int(out[1])
         return base.Records(items=_records(out[skip:]), now_ms=int(out[0]))
 
     # -- claims -----------------------------------------------------------
 
     def claim_create(
-        self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, limit: int
+        self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, limit: int,
+        event_id: str | None = None,
     ) -> base.ClaimResult:
-        out = self._run("claim", project, queue, [claim_id, ttl, grace, limit, SCAN_BUDGET, 0], "claim messages")
+        argv = [claim_id, ttl, grace, limit, SCAN_BUDGET, 0, event_id or ""]
+        out = self._run("claim", project, queue, argv, "claim messages")
         n_dead = int(out[1])
         dead_ids = out[2 : 2 + n_dead]
         letters = self._dead_letters(project, queue, dead_ids) if dead_ids else []
@@ -301,11 +313,14 @@ class RedisStore(base.MessageStore):
             now_ms=int(out[0]),
         )
 
-    def claim_update(self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int) -> bool:
-        return bool(self._run("claim_update", project, queue, [claim_id, ttl, grace], "renew the claim"))
+    def claim_update(
+        self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, event_id: str | None = None
+    ) -> bool:
+        argv = [claim_id, ttl, grace, event_id or ""]
+        return bool(self._run("claim_update", project, queue, argv, "renew the claim"))
 
-    def claim_delete(self, *, project: str, queue: str, claim_id: str) -> None:
-        self._run("claim_delete", project, queue, [claim_id], "release the claim")
+    def claim_delete(self, *, project: str, queue: str, claim_id: str, event_id: str | None = None) -> None:
+        self._run("claim_delete", project, queue, [claim_id, event_id or ""], "release the claim")
 
     # -- dead letters and housekeeping ------------------------------------
 
@@ -350,24 +365,19 @@ class RedisStore(base.MessageStore):
             with translated("forget dead letters"):
                 self._client.hdel(keys.queue_keys(project, queue).x, *ids)
 
-    def outbox_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
-        if not ids:
-            return
-        names = keys.queue_keys(project, queue)
-        with translated("mark events published"):
-            pipe = self._client.pipeline(transaction=False)
-            pipe.zrem(names.o, *ids)
-            pipe.hdel(names.ob, *ids)
-            pipe.execute()
+    def outbox_record(self, *, project: str, queue: str, event_id: str, kind: str, data: Mapping[str, Any]) -> None:
+        argv = [event_id, kind, json.dumps(dict(data), separators=(",", ":"))]
+        self._run("outbox_record", project, queue, argv, "record the event")
 
-    def outbox_pending(self, *, project: str, queue: str, written_before_ms: int) -> list[tuple[str, str]]:
-        names = keys.queue_keys(project, queue)
-        with translated("read the outbox"):
-            ids = self._client.zrangebyscore(names.o, "-inf", written_before_ms, start=0, num=500)
-            if not ids:
-                return []
-            documents = self._client.hmget(names.ob, ids)
-        return [(eid, doc) for eid, doc in zip(ids, documents, strict=True) if doc is not None]
+    def outbox_lease(self, *, project: str, queue: str, holder: str) -> list[str] | None:
+        out = self._run("outbox_lease", project, queue, [holder], "read the outbox")
+        return list(out[1:]) if int(out[0]) else None
+
+    def outbox_release(
+        self, *, project: str, queue: str, holder: str, published: Sequence[str], keep: bool
+    ) -> list[str]:
+        argv = [holder, "1" if keep else "0", *published]
+        return list(self._run("outbox_release", project, queue, argv, "mark events published"))
 
     def outbox_flag(self, *, project: str, queue: str) -> None:
         with translated("remember the unpublished events"):

@@ -7,12 +7,15 @@ the tag injective: no project id, whatever characters it holds, can produce
 another tenant's keys, and no ``{``, ``}`` or ``/`` of a project id can cut
 the tag short. Queue names cannot hold those characters at all.
 
-The per-queue structures are documented in ``lua/_common.lua``. Two more
-keys live outside the queue's data, so deleting the queue keeps them:
+The per-queue structures are documented in ``lua/_common.lua``. Deleting a
+queue (``lua/queue_delete.lua``) keeps three of them: the outbox (``o``,
+``ob``), whose events must still be published, and
 
 - ``zq:{<tag>}:l`` (hash): ``until`` (ms) - the queue has subscribers who
   can receive until then - and ``gen``, bumped by every raise, so a
-  lowering computed from an older view of the subscriptions can be refused.
+  lowering computed from an older view of the subscriptions can be refused;
+  ``seq``, the last outbox sequence, which goes on counting when the queue
+  is made again; ``lh``/``le``, the publish lease's holder and expiry.
 - ``zq:outboxes`` (sorted set, one per pool): the tags of queues whose
   outbox holds events that a request could not publish, scored by when
   that was noticed; the relay reads only these.
@@ -45,10 +48,7 @@ class QueueKeys(NamedTuple):
     ob: str
     l: str  # noqa: E741 - the schema's own name
 
-    @property
-    def data(self) -> list[str]:
-        """What deleting the queue removes: everything but the listener record."""
-        return list(self[:-1])
+
 
 
 def tag_body(project: str, queue: str) -> str:

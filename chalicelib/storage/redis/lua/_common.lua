@@ -14,9 +14,11 @@
 --   KEYS[9]  c   hash   claim id -> claim JSON {e,t,g,cr,ids}
 --   KEYS[10] ce  zset   claim ids, scored by claim expiry
 --   KEYS[11] x   hash   id -> dead letter JSON {r,b,q,t} waiting for its target
---   KEYS[12] o   zset   outbox: event ids not yet published, scored by when they were written
---   KEYS[13] ob  hash   outbox: event id -> event JSON (see post.lua)
---   KEYS[14] l   hash   until (ms: subscribers can receive until then), gen; kept when the queue is deleted
+--   KEYS[12] o   zset   outbox: event ids not yet published, scored by sequence
+--   KEYS[13] ob  hash   outbox: event id -> entry JSON (chalicelib/storage/base.py StoredEvent)
+--   KEYS[14] l   hash   until (ms: subscribers can receive until then), gen, seq (last event
+--                       sequence), lh / le (publish lease holder and expiry ms)
+-- o, ob and l are kept when the queue is deleted.
 --
 -- Invariant: a live message is in exactly one of f, d and cm. Claims take
 -- candidates from f only, so a message held by a live claim is never
@@ -99,4 +101,65 @@ local function emit(out, id, rec)
   out[n + 9] = rec.ce
   out[n + 10] = rec.cc
   out[n + 11] = redis.call('HGET', K_B, id) or ''
+end
+
+-- The outbox (see StoredEvent and MessageStore.outbox_lease in base.py).
+local LEASE_MS = 15000    -- base.PUBLISH_LEASE_MS
+local PENDING_COUNT = 100 -- base.PENDING_COUNT
+local PENDING_BYTES = 900000 -- base.PENDING_BYTES
+
+-- Writes an event to the outbox with the queue's next sequence; `body` is
+-- the rest of the entry's JSON object after "s" (e.g. ',"d":{...}').
+local function record(eid, kind, body)
+  local seq = redis.call('HINCRBY', K_L, 'seq', 1)
+  local doc = '{"id":' .. cjson.encode(eid) .. ',"k":' .. cjson.encode(kind) .. ',"t":' ..
+    string.format('%d', NOW) .. ',"s":' .. string.format('%d', seq) .. body .. '}'
+  redis.call('HSET', K_OB, eid, doc)
+  redis.call('ZADD', K_O, seq, eid)
+end
+
+-- An event whose data is the JSON text `data`; nothing without an event id.
+local function record_data(eid, kind, data)
+  if eid ~= nil and eid ~= '' then record(eid, kind, ',"d":' .. data) end
+end
+
+-- A JSON array of strings (cjson would write an empty table as {}).
+local function json_strings(list)
+  if #list == 0 then return '[]' end
+  return cjson.encode(list)
+end
+
+-- Appends the oldest pending entries to `out`, in sequence order.
+local function pending_into(out)
+  local size = 0
+  for _, eid in ipairs(redis.call('ZRANGE', K_O, 0, PENDING_COUNT - 1)) do
+    local doc = redis.call('HGET', K_OB, eid)
+    if doc then
+      if size > 0 and size + #doc > PENDING_BYTES then break end
+      size = size + #doc
+      out[#out + 1] = doc
+    else
+      redis.call('ZREM', K_O, eid)
+    end
+  end
+end
+
+local function lease_live(holder)
+  local h = redis.call('HMGET', K_L, 'lh', 'le')
+  return h[1] and h[1] ~= holder and tonumber(h[2] or 0) > NOW
+end
+
+-- Appends the pending entries to `out` and takes or renews the publish
+-- lease for `holder` when there are any (with none, a lease of `holder`
+-- is given up); false (nothing appended) when another holds a live lease.
+local function lease_take(holder, out)
+  if lease_live(holder) then return false end
+  local before = #out
+  pending_into(out)
+  if #out > before then
+    redis.call('HSET', K_L, 'lh', holder, 'le', NOW + LEASE_MS)
+  elseif redis.call('HGET', K_L, 'lh') == holder then
+    redis.call('HDEL', K_L, 'lh', 'le')
+  end
+  return true
 end

@@ -4,7 +4,7 @@
 -- Claim counting and the dead-letter move happen here, in the same step:
 -- a message already claimed s.maxcc times leaves the queue for the
 -- outbox x, from where the caller hands it to the dead-letter queue.
--- ARGV: claim id, ttl, grace, limit, scan budget, pop (0|1).
+-- ARGV: claim id, ttl, grace, limit, scan budget, pop (0|1), event id ('' = none).
 -- Returns {now, n dead, dead id..., 11 fields per message (see emit)}.
 housekeep(100)
 local cid = ARGV[1]
@@ -62,6 +62,9 @@ end
 if #taken > 0 and not pop then
   redis.call('HSET', K_C, cid, cjson.encode({e = claim_end, t = ttl, g = grace, cr = NOW, ids = taken}))
   redis.call('ZADD', K_CE, claim_end, cid)
+  record_data(ARGV[7], 'claim.created', '{"claim_id":' .. cjson.encode(cid) .. ',"ids":' .. json_strings(taken) .. '}')
+elseif #taken > 0 then
+  record_data(ARGV[7], 'message.deleted', '{"ids":' .. json_strings(taken) .. '}')
 end
 local out = {NOW, #dead}
 for _, id in ipairs(dead) do out[#out + 1] = id end

@@ -1,5 +1,5 @@
 -- Releases a claim: the messages it still holds become free (or delayed) again.
--- ARGV: claim id. Idempotent.
+-- ARGV: claim id, event id ('' = none). Idempotent.
 local cid = ARGV[1]
 local raw = redis.call('HGET', K_C, cid)
 if not raw then return 0 end
@@ -18,4 +18,5 @@ for _, id in ipairs(cjson.decode(raw).ids) do
 end
 redis.call('HDEL', K_C, cid)
 redis.call('ZREM', K_CE, cid)
+record_data(ARGV[2], 'claim.deleted', '{"claim_id":' .. cjson.encode(cid) .. '}')
 return 1

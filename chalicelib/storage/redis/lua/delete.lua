@@ -1,5 +1,5 @@
 -- Deletes one message, honouring its claim.
--- ARGV: id, claim id ('' = none).
+-- ARGV: id, claim id ('' = none), event id ('' = none).
 -- Returns 'ok' | 'claimed' (held by a live claim that is not ours) |
 --         'not_claimed' (a claim id was given but the message has no live claim).
 local raw = redis.call('HGET', K_R, ARGV[1])
@@ -15,4 +15,5 @@ if rec.e > NOW then
   end
 end
 drop(ARGV[1])
+record_data(ARGV[3], 'message.deleted', '{"ids":' .. json_strings({ARGV[1]}) .. '}')
 return 'ok'

@@ -1,10 +1,12 @@
 -- Deletes the given messages whatever their claims.
--- ARGV: ids. Returns how many existed.
-local n = 0
-for _, id in ipairs(ARGV) do
+-- ARGV: event id ('' = none), ids. Returns how many existed.
+local gone = {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
   if redis.call('HEXISTS', K_R, id) == 1 then
     drop(id)
-    n = n + 1
+    gone[#gone + 1] = id
   end
 end
-return n
+if #gone > 0 then record_data(ARGV[1], 'message.deleted', '{"ids":' .. json_strings(gone) .. '}') end
+return #gone

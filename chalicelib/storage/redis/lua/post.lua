@@ -6,10 +6,14 @@
 --       then per message: id, ttl ('' = queue default), delay ('' = default), body.
 -- The outbox entry is {"id", "t" (ms), "x" (0|1), "m": [[id, ttl, delay, body], ...]}
 -- with each message's effective ttl and delay (chalicelib/storage/base.py reads it).
--- Returns {'ok', now, stored (0|1), ttl, delay, ...} | {'missing'} | {'encrypt'} | {'too_large', limit}.
+-- With the event stored, the post tries the queue's publish lease (holder: the event id).
+-- Returns {'ok', now, stored (0|1), leased (0|1), ttl, delay, ..., pending entry...}
+--       | {'missing'} | {'encrypt'} | {'too_large', limit}.
+local created = false
 if redis.call('EXISTS', K_Q) == 0 then
   if ARGV[1] ~= '1' then return {'missing'} end
   redis.call('HSET', K_Q, 'meta', '{}', 'ctr', 0, 'cr', NOW)
+  created = true
 end
 local s = redis.call('HMGET', K_Q, 's.ttl', 's.delay', 's.maxpost', 's.enc')
 if s[3] and tonumber(ARGV[4]) > tonumber(s[3]) then return {'too_large', s[3]} end
@@ -22,7 +26,7 @@ local n = (#ARGV - 7) / 4
 local first = redis.call('HINCRBY', K_Q, 'ctr', n) - n + 1
 local listening = tonumber(redis.call('HGET', K_L, 'until') or 0) > NOW
 local store_event = ARGV[6] ~= '' and (ARGV[7] == '1' or listening)
-local out = {'ok', NOW, store_event and 1 or 0}
+local out = {'ok', NOW, store_event and 1 or 0, 0}
 local entries = {}
 for i = 0, n - 1 do
   local a = 8 + i * 4
@@ -51,7 +55,8 @@ for i = 0, n - 1 do
   if store_event then entries[#entries + 1] = {id, ttl, delay, ARGV[a + 3]} end
 end
 if store_event then
-  redis.call('HSET', K_OB, ARGV[6], cjson.encode({id = ARGV[6], t = NOW, x = encrypted, m = entries}))
-  redis.call('ZADD', K_O, NOW, ARGV[6])
+  if created and ARGV[7] == '1' then record_data(ARGV[6] .. '-q', 'queue.created', '{"metadata":{}}') end
+  record(ARGV[6], 'message.posted', ',"x":' .. encrypted .. ',"m":' .. cjson.encode(entries))
+  if lease_take(ARGV[6], out) then out[4] = 1 end
 end
 return out
