@@ -19,6 +19,9 @@ PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
 class QueueItem:
     name: str
     metadata: dict[str, Any] | None
+    """With the reserved defaults filled in (REST's detailed list), when asked for."""
+    stored: dict[str, Any] | None = None
+    """As the queue's owner set it (the websocket's detailed list, as upstream's)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,11 +108,15 @@ def queue_create(
 
 
 def queue_get(services: Services, caller: Caller, name: str) -> dict[str, Any]:
+    """The queue's metadata with the reserved defaults filled in.
+
+    v2 queues are lazy: a queue that does not exist reads as an empty one
+    with the defaults (as upstream answers), so a name taken by another
+    project looks exactly like a free one.
+    """
     store = _store(services, caller, name)
     metadata = None if store is None else store.queue_get(project=caller.project, queue=name)
-    if metadata is None:
-        raise errors.QueueNotFound(project=caller.project, queue=name)
-    return with_defaults(services, metadata)
+    return with_defaults(services, metadata or {})
 
 
 def queue_delete(services: Services, caller: Caller, name: str) -> Outcome[None]:
@@ -144,11 +151,11 @@ def queue_purge(services: Services, caller: Caller, name: str, body: Any) -> Out
             raise errors.InvalidBody('resource_types must be a non-empty list of "messages" and "subscriptions".')
         kinds = set(types)
     store = _store(services, caller, name)
-    if store is None:
-        raise errors.QueueNotFound(project=caller.project, queue=name)
-    if "subscriptions" in kinds:
+    if "subscriptions" in kinds:  # subscriptions outlive their queue: purged even when it does not exist
         services.subscriptions.delete_for_queue(project=caller.project, queue=name)
         listeners.lower(services, caller.project, name)
+    if store is None:
+        return Outcome(None)  # a queue that does not exist has no messages to purge (v2 queues are lazy)
     event_id = outbox.change_event_id(services)
     if "messages" in kinds:
         store.queue_purge(project=caller.project, queue=name, event_id=event_id, resource_types=sorted(kinds))
@@ -188,7 +195,8 @@ def queue_list(
                 continue  # registered but gone from its pool: being deleted
             if filters and not all(meta is not None and meta.get(k) == v for k, v in filters.items()):
                 continue
-            items.append(QueueItem(queue, with_defaults(services, meta) if detailed and meta is not None else None))
+            full = with_defaults(services, meta) if detailed and meta is not None else None
+            items.append(QueueItem(queue, full, meta if detailed else None))
             if len(items) == limit:
                 break
         if len(rows) < batch:

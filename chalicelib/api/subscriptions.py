@@ -146,11 +146,13 @@ def subscription_create(
         raise
     if created:
         _announce(services, "subscription.created", [subscription])
-    elif require and not subscription.confirmed:
-        # asking again while unconfirmed sends the confirmation again
-        _announce(services, "subscription.confirmation_requested", [subscription])
+    elif not subscription.confirmed:
+        # asking again while unconfirmed answers with the same subscription, as upstream does,
+        # and sends the confirmation again when confirmations are required
+        if require:
+            _announce(services, "subscription.confirmation_requested", [subscription])
     else:
-        raise errors.Conflict(f"Queue {queue} already has a subscription for {subscriber}.")
+        raise errors.Conflict(f"Queue {queue} already has a confirmed subscription for {subscriber}.")
     return Outcome((subscription.id, created))
 
 

@@ -378,9 +378,9 @@ class MessageStore(abc.ABC):
         """Delete one message, honouring its claim.
 
         A missing message is not an error. Raises MessageIsClaimed when the
-        message is in a live claim and ``claim_id`` is None or another claim;
-        MessageNotClaimed when ``claim_id`` is given and the message is not
-        in a live claim.
+        message is in a live claim and ``claim_id`` is None;
+        MessageNotClaimed when ``claim_id`` is given and is not the
+        message's live claim (none, or another).
         """
 
     @abc.abstractmethod

@@ -93,6 +93,15 @@ def param(name: str) -> str | None:
     return value
 
 
+def list_param(name: str) -> str | None:
+    """A list parameter, given repeated (``?ids=a&ids=b``, as python-zaqarclient sends it), comma-separated
+    (``?ids=a,b``) or both: every value, comma-joined."""
+    params = current_request().query_params
+    if params is None or name not in params:
+        return None
+    return ",".join(str(value) for value in params.getlist(name))
+
+
 def params_of() -> dict[str, str]:
     params = current_request().query_params
     return {} if params is None else {key: str(params.get(key)) for key in params}

@@ -13,6 +13,7 @@ from chalicelib.transport.rest import (
     current_services,
     empty,
     json_reply,
+    list_param,
     param,
     params_of,
     read_body,
@@ -45,8 +46,9 @@ def message_list(queue_name: str) -> Response:
     caller = caller_of(services)
     limits = services.settings.limits
     params = params_of()
-    if "ids" in params:
-        ids = validation.query_ids(params["ids"], "ids", limits.max_messages_per_page)
+    listed = list_param("ids")
+    if listed is not None:
+        ids = validation.query_ids(listed, "ids", limits.max_messages_per_page)
         found = messages.message_get_many(services, caller, queue_name, ids)
         return json_reply({"messages": [render.message(queue_name, m) for m in found]})
     limit = validation.query_int(params.get("limit"), "limit", limits.default_messages_per_page, 1, limits.max_messages_per_page)
@@ -74,7 +76,7 @@ def message_delete_many(queue_name: str) -> Response:
     services = current_services()
     caller = caller_of(services)
     limits = services.settings.limits
-    ids_raw, pop_raw = param("ids"), param("pop")
+    ids_raw, pop_raw = list_param("ids"), param("pop")
     if (ids_raw is None) == (pop_raw is None):
         raise errors.Invalid("Give either ids or pop (not both) to delete messages.")
     if pop_raw is not None:

@@ -112,14 +112,14 @@ def _authenticate(frame: Frame) -> Reply:
 def _queue_list(frame: Frame) -> Reply:
     limits = frame.services.settings.limits
     detailed = frame.flag("detailed", False)
+    limit = frame.integer("limit", limits.default_queues_per_page, 1, limits.max_queues_per_page)
     page = queues.queue_list(
-        frame.services, frame.caller, marker=frame.marker(),
-        limit=frame.integer("limit", limits.default_queues_per_page, 1, limits.max_queues_per_page),
-        detailed=detailed, name=None, with_count=False, filters={},
+        frame.services, frame.caller, marker=frame.marker(), limit=limit, detailed=detailed, name=None,
+        with_count=False, filters={},
     )
-    items = [{"name": q.name, **({"metadata": q.metadata} if detailed else {})} for q in page.items]
+    items = [{"name": q.name, **({"metadata": q.stored or {}} if detailed else {})} for q in page.items]
     body: dict[str, Any] = {"queues": items}
-    if page.next_marker is not None:
+    if page.next_marker is not None and len(items) == limit:  # a short page is the last one: no marker
         body["marker"] = page.next_marker
     return 200, body
 

@@ -263,6 +263,22 @@ def test_confirmation_is_sent_signed_and_the_signed_confirm_works_where_a_tamper
             assert len(hook.requests) == 3
 
 
+def test_subscribing_again_while_unconfirmed_sends_the_confirmation_again(
+    aws: None, tmp_path: Path, redis_url: str, project: str
+) -> None:
+    with installed(_build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")) as services:
+        with Client(app_module.app) as client, receiver() as hook:
+            api = Api(client, project)
+            flow = Flow(services)
+            sid = subscribe(api, "orders", hook.url)
+            flow.drain()
+            assert subscribe(api, "orders", hook.url) == sid  # upstream: 201, the same subscription
+            flow.drain()
+            sent = [r.json for r in hook.wait_for(2)]
+            assert [d["Message_Type"] for d in sent] == ["SubscriptionConfirmation"] * 2
+            assert {d["URL-Paths"] for d in sent} == {f"/v2/queues/orders/subscriptions/{sid}/confirm"}
+
+
 def test_email_confirmation_reaches_ses(aws: None, tmp_path: Path, redis_url: str, project: str) -> None:
     with installed(_build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")) as services:
         with Client(app_module.app) as client:

@@ -48,10 +48,12 @@ def test_get_metadata_fills_in_reserved_defaults(api: Api) -> None:
     assert api.get("/v2/queues/q1").json == {**RESERVED, "_default_message_ttl": 120, "x": 1}
 
 
-def test_get_missing_queue_is_404(api: Api) -> None:
+def test_a_missing_queue_reads_as_an_empty_one_with_the_defaults(api: Api) -> None:
+    # v2 queues are lazy (upstream answers the same): GET and purge of a queue nobody made
     reply = api.get("/v2/queues/nothere")
-    assert reply.status == 404
-    assert reply.json["title"] == "Not found"
+    assert (reply.status, reply.json) == (200, RESERVED)
+    assert api.post("/v2/queues/nothere/purge").status == 204
+    assert api.get("/v2/queues").json["queues"] == []  # reading it did not create it
 
 
 def test_patch_adds_replaces_and_removes_metadata(api: Api) -> None:
@@ -95,7 +97,8 @@ def test_delete_is_idempotent_and_removes_messages(api: Api) -> None:
     api.post_messages("q1", "hello")
     assert api.delete("/v2/queues/q1").status == 204
     assert api.delete("/v2/queues/q1").status == 204
-    assert api.get("/v2/queues/q1").status == 404
+    assert api.get("/v2/queues/q1").json == RESERVED
+    assert api.get("/v2/queues").json["queues"] == []
     assert api.get("/v2/queues/q1/messages?echo=true").json == {"messages": [], "links": []}
 
 
@@ -163,7 +166,9 @@ def test_purge_with_unknown_resource_type_is_400(api: Api) -> None:
 def test_queues_of_another_project_are_invisible(api: Api, other: Api) -> None:
     api.put("/v2/queues/shared-name", {"owner": "a"})
     stranger = Api(api._client, api.project + "-b")
-    assert stranger.get("/v2/queues/shared-name").status == 404
+    # another project's queue reads as an empty queue of one's own, never as "not found"
+    assert stranger.get("/v2/queues/shared-name").json == RESERVED
+    assert stranger.post("/v2/queues/shared-name/purge").status == 204
     assert stranger.get("/v2/queues").json["queues"] == []
     assert stranger.delete("/v2/queues/shared-name").status == 204
     assert api.get("/v2/queues/shared-name").json["owner"] == "a"
@@ -188,9 +193,9 @@ def test_each_request_leaves_one_structured_line_with_metrics_and_no_bodies(
 
     capsys.readouterr()
     api.post("/v2/queues/logged/messages", {"messages": [{"body": {"secret": "do-not-log"}}]})
-    api.get("/v2/queues/missing")
+    api.patch("/v2/queues/missing", [], headers={"Content-Type": "application/openstack-messaging-v2.0-json-patch"})
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    post, missing = lines[-2], lines[-1]
+    post, missing = lines[-2], lines[-1]  # a PATCH of a missing queue is still 404
     assert (post["Operation"], post["status"], post["queue"], post["project"]) == (
         "message_post", 201, "logged", api.project)
     assert post["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ZaqarServerless"

@@ -297,8 +297,7 @@ class MongoStore(base.MessageStore):
             current = self._messages.find_one(base_query)
         if current is None or current["em"] <= now:
             return
-        live = current.get("c") and current.get("ce", 0) > now
-        if claim_id is not None and not live:
+        if claim_id is not None:  # not in a live claim, or in another one
             raise errors.MessageNotClaimed(message_id=message_id, claim_id=claim_id)
         raise errors.MessageIsClaimed(message_id=message_id)
 
