@@ -92,6 +92,14 @@ def api(flow: Flow, project: str) -> Iterator[Api]:
 
 
 @pytest.fixture
+def confirming(aws: None, tmp_path: Path, redis_url: str, project: str) -> Iterator[tuple[Api, Flow]]:
+    """The same, with REQUIRE_CONFIRMATION on."""
+    with installed(_build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")) as services, \
+            Client(app_module.app) as client:
+        yield Api(client, project), Flow(services)
+
+
+@pytest.fixture
 def hook() -> Iterator[Receiver]:
     with receiver() as state:
         yield state
@@ -230,53 +238,47 @@ def test_loopback_is_refused_when_not_allowed(aws: None, tmp_path: Path, redis_u
 
 
 def test_confirmation_is_sent_signed_and_the_signed_confirm_works_where_a_tampered_one_does_not(
-    aws: None, tmp_path: Path, redis_url: str, project: str
+    confirming: tuple[Api, Flow], hook: Receiver
 ) -> None:
-    with installed(_build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")) as services:
-        with Client(app_module.app) as client, receiver() as hook:
-            api = Api(client, project)
-            flow = Flow(services)
-            sid = subscribe(api, "orders", hook.url)
-            flow.drain()
-            api.post_messages("orders", "before confirming")
-            flow.drain()
-            (confirmation,) = hook.wait_for(1)
-            doc = confirmation.json
-            assert doc["Message_Type"] == "SubscriptionConfirmation"
-            signed = {k: doc[k] for k in ("URL-Signature", "URL-Methods", "URL-Paths", "URL-Expires", "X-Project-ID")}
-            path = doc["URL-Paths"]
-            tampered = {**signed, "URL-Signature": "0" * 64}
-            assert api.put(path, {"confirmed": True}, headers=tampered).status == 404
-            other_path = {**signed, "URL-Paths": path.replace(sid, "0" * 32)}
-            assert api.put(path, {"confirmed": True}, headers=other_path).status == 404
-            assert api.put(path, {"confirmed": True}, headers=signed).status == 204
-            api.post_messages("orders", "after confirming")
-            flow.drain()
-            bodies = [r.json.get("body") for r in hook.wait_for(2)]
-            assert bodies == [None, "after confirming"]
-            assert api.put(path, {"confirmed": False}, headers=signed).status == 204
-            flow.drain()
-            farewell = hook.wait_for(3)[-1].json
-            assert farewell["Message_Type"] == "UnsubscribeConfirmation" and "unsubscribed" in farewell["Message"]
-            api.post_messages("orders", "after unsubscribing")
-            flow.drain()
-            assert len(hook.requests) == 3
+    api, flow = confirming
+    sid = subscribe(api, "orders", hook.url)
+    flow.drain()
+    api.post_messages("orders", "before confirming")
+    flow.drain()
+    (confirmation,) = hook.wait_for(1)
+    doc = confirmation.json
+    assert doc["Message_Type"] == "SubscriptionConfirmation"
+    signed = {k: doc[k] for k in ("URL-Signature", "URL-Methods", "URL-Paths", "URL-Expires", "X-Project-ID")}
+    path = doc["URL-Paths"]
+    tampered = {**signed, "URL-Signature": "0" * 64}
+    assert api.put(path, {"confirmed": True}, headers=tampered).status == 404
+    other_path = {**signed, "URL-Paths": path.replace(sid, "0" * 32)}
+    assert api.put(path, {"confirmed": True}, headers=other_path).status == 404
+    assert api.put(path, {"confirmed": True}, headers=signed).status == 204
+    api.post_messages("orders", "after confirming")
+    flow.drain()
+    bodies = [r.json.get("body") for r in hook.wait_for(2)]
+    assert bodies == [None, "after confirming"]
+    assert api.put(path, {"confirmed": False}, headers=signed).status == 204
+    flow.drain()
+    farewell = hook.wait_for(3)[-1].json
+    assert farewell["Message_Type"] == "UnsubscribeConfirmation" and "unsubscribed" in farewell["Message"]
+    api.post_messages("orders", "after unsubscribing")
+    flow.drain()
+    assert len(hook.requests) == 3
 
 
 def test_subscribing_again_while_unconfirmed_sends_the_confirmation_again(
-    aws: None, tmp_path: Path, redis_url: str, project: str
+    confirming: tuple[Api, Flow], hook: Receiver
 ) -> None:
-    with installed(_build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")) as services:
-        with Client(app_module.app) as client, receiver() as hook:
-            api = Api(client, project)
-            flow = Flow(services)
-            sid = subscribe(api, "orders", hook.url)
-            flow.drain()
-            assert subscribe(api, "orders", hook.url) == sid  # upstream: 201, the same subscription
-            flow.drain()
-            sent = [r.json for r in hook.wait_for(2)]
-            assert [d["Message_Type"] for d in sent] == ["SubscriptionConfirmation"] * 2
-            assert {d["URL-Paths"] for d in sent} == {f"/v2/queues/orders/subscriptions/{sid}/confirm"}
+    api, flow = confirming
+    sid = subscribe(api, "orders", hook.url)
+    flow.drain()
+    assert subscribe(api, "orders", hook.url) == sid  # upstream: 201, the same subscription
+    flow.drain()
+    sent = [r.json for r in hook.wait_for(2)]
+    assert [d["Message_Type"] for d in sent] == ["SubscriptionConfirmation"] * 2
+    assert {d["URL-Paths"] for d in sent} == {f"/v2/queues/orders/subscriptions/{sid}/confirm"}
 
 
 def test_email_confirmation_reaches_ses(aws: None, tmp_path: Path, redis_url: str, project: str) -> None:
