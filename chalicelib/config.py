@@ -120,6 +120,12 @@ class Settings:
     keystone_project_domain: str = "Default"
     keystone_timeout: float = 5.0
     keystone_cache_ttl: float = 60.0
+    trustee_username: str | None = None
+    """The Keystone user trust+http(s) subscribers delegate to (its tokens go with their webhooks)."""
+    trustee_password: str | None = dataclasses.field(default=None, repr=False)
+    trustee_user_domain: str = "Default"
+    default_project: str | None = None
+    """noauth only: the project of requests that send no X-Project-ID (the openstack CLI cannot)."""
     request_log: bool = True
     """One structured line (and CloudWatch metrics) per request on stdout."""
     limits: Limits = dataclasses.field(default_factory=Limits)
@@ -136,6 +142,14 @@ class Settings:
                 "KEYSTONE_URL", "KEYSTONE_USERNAME", "KEYSTONE_PASSWORD", "KEYSTONE_PROJECT")):
             raise ConfigError("AUTH_STRATEGY=keystone needs KEYSTONE_URL, KEYSTONE_USERNAME, KEYSTONE_PASSWORD "
                               "and KEYSTONE_PROJECT (the service's own credentials)")
+        if bool(env.get("TRUSTEE_USERNAME")) != bool(env.get("TRUSTEE_PASSWORD")):
+            raise ConfigError("TRUSTEE_USERNAME and TRUSTEE_PASSWORD go together (the trustee of trust+ subscribers)")
+        default_project = (env.get("DEFAULT_PROJECT") or "").strip() or None
+        if default_project is not None and strategy != "noauth":
+            raise ConfigError("DEFAULT_PROJECT applies to AUTH_STRATEGY=noauth only (with keystone the token "
+                              "decides the project)")
+        if default_project is not None and len(default_project) > Limits.max_project_id:
+            raise ConfigError(f"DEFAULT_PROJECT may be at most {Limits.max_project_id} characters long")
         if uuid_mode not in {"strict", "off"}:
             raise ConfigError("CLIENT_ID_UUID_SAFE must be strict or off")
         limits = Limits(
@@ -184,6 +198,10 @@ class Settings:
             keystone_project_domain=env.get("KEYSTONE_PROJECT_DOMAIN") or "Default",
             keystone_timeout=float(_int(env, "KEYSTONE_TIMEOUT", 5)),
             keystone_cache_ttl=float(_int(env, "KEYSTONE_CACHE_TTL", 60)),
+            trustee_username=env.get("TRUSTEE_USERNAME") or None,
+            trustee_password=env.get("TRUSTEE_PASSWORD") or None,
+            trustee_user_domain=env.get("TRUSTEE_USER_DOMAIN") or "Default",
+            default_project=default_project,
             request_log=_bool(env, "REQUEST_LOG", True),
             limits=limits,
         )

@@ -6,7 +6,7 @@
      |    +-- MessageNotClaimed, ClaimNotFoundForDelete
      +-- Unauthorized         401
      +-- Forbidden            403
-     |    +-- MessageIsClaimed
+     |    +-- MessageIsClaimed, PoolInUseByFlavor
      +-- NotFound             404
      |    +-- QueueNotFound, MessageNotFound, ClaimNotFound
      +-- MethodNotAllowed     405
@@ -15,6 +15,7 @@
      +-- PayloadTooLarge      413  (websocket frames beyond API Gateway's limit)
      +-- UnsupportedMediaType 415
      +-- Unavailable          503  a backend could not be reached
+     +-- NotConfigured        503  what the request needs is not configured (says which setting)
 
 Transports turn these into responses in exactly one place each; anything
 else that escapes is a programming error and is reported as a 500.
@@ -93,6 +94,13 @@ class Unavailable(ServiceError):
         super().__init__(f"{description} Please try again in a few seconds.")
 
 
+class NotConfigured(ServiceError):
+    """Waiting will not help: the operator must configure something first."""
+
+    status = 503
+    title = "Service unavailable"
+
+
 class QueueNotFound(NotFound):
     def __init__(self, *, project: str, queue: str) -> None:
         super().__init__(f"Queue {queue} does not exist.")
@@ -118,6 +126,21 @@ class MessageIsClaimed(Forbidden):
             f"Message {message_id} is claimed; delete it with the claim_id of its live claim."
         )
         self.message_id = message_id
+
+
+class PoolInUseByFlavor(Forbidden):
+    """The pool is the last one of a flavor (upstream's MongoDB and Redis pool stores refuse its delete)."""
+
+    title = "Unable to delete"
+
+    def __init__(self, *, pool: str, flavors: list[str]) -> None:
+        named = ", ".join(flavors)
+        super().__init__(
+            f"Pool {pool} is the only pool of flavor {named}, so it cannot be deleted: delete the flavor "
+            "or give it other pools first."
+        )
+        self.pool = pool
+        self.flavors = flavors
 
 
 class MessageNotClaimed(Invalid):

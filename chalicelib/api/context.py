@@ -29,11 +29,24 @@ class Services:
 
 
 @dataclasses.dataclass(frozen=True)
+class Credentials:
+    """The caller's own Keystone token and what Keystone said of it, for acting on the caller's
+    behalf (a trust+ subscriber's trust is made with it). Never logged: kept out of reprs."""
+
+    token: str = dataclasses.field(repr=False)
+    user: str
+    role_ids: tuple[str, ...]
+    """The token's roles on its project."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Caller:
     """Who asks: the tenant and the client instance (already validated)."""
 
     project: str
     client_id: str
+    credentials: Credentials | None = dataclasses.field(default=None, repr=False, compare=False)
+    """The caller's Keystone token (keystone auth strategy), when the transport has it."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import listeners, outbox, validation
+from chalicelib.api import listeners, outbox, trust_subscribers, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.storage.base import MessageStore, QueueSettings, Stats
 
@@ -152,8 +152,9 @@ def queue_purge(services: Services, caller: Caller, name: str, body: Any) -> Out
         kinds = set(types)
     store = _store(services, caller, name)
     if "subscriptions" in kinds:  # subscriptions outlive their queue: purged even when it does not exist
-        services.subscriptions.delete_for_queue(project=caller.project, queue=name)
+        removed = services.subscriptions.delete_for_queue(project=caller.project, queue=name)
         listeners.lower(services, caller.project, name)
+        trust_subscribers.release(services, caller, trust_subscribers.trusts_of(removed))
     if store is None:
         return Outcome(None)  # a queue that does not exist has no messages to purge (v2 queues are lazy)
     event_id = outbox.change_event_id(services)

@@ -12,10 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib import errors
-from chalicelib.api import listeners, outbox, validation
+from chalicelib.api import listeners, outbox, trust_subscribers, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import create_in_place
-from chalicelib.rules import addresses, retry_policy
+from chalicelib.rules import addresses, retry_policy, trust
 from chalicelib.rules import options as rules
 from chalicelib.storage.base import QueueSettings, Subscription
 
@@ -25,6 +25,7 @@ MIN_TTL = 60
 MAX_TTL = 2**31 - 1
 DEFAULT_TTL = 3600
 PATCHABLE = {"subscriber", "ttl", "options"}
+WEBHOOK_SCHEMES = frozenset({"http", "https"}) | trust.SCHEMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,7 @@ def websocket_subscriber(connection_id: str) -> str:
 
 def check_subscriber(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise errors.InvalidBody("subscriber must be a URI: http://, https:// or mailto:.")
+        raise errors.InvalidBody("subscriber must be a URI: http://, https://, trust+http(s):// or mailto:.")
     if len(value) > MAX_SUBSCRIBER_LEN:
         raise errors.InvalidBody(f"subscriber may be at most {MAX_SUBSCRIBER_LEN} characters long.")
     try:
@@ -52,21 +53,21 @@ def check_subscriber(value: Any) -> str:
     except ValueError as exc:
         raise errors.InvalidBody(f"subscriber {value[:80]!r} is not a valid URI ({exc}).") from None
     scheme = parts.scheme.lower()
-    if scheme in {"http", "https"} and netloc:
+    if scheme in WEBHOOK_SCHEMES and netloc:
         return value  # the address is checked again when delivering, after resolving
     if scheme == "mailto" and "@" in parts.path:
         return value
-    if scheme.startswith("trust+"):
-        raise errors.InvalidBody("trust+http(s) subscribers need Keystone trusts, which this service does not offer yet.")
-    raise errors.InvalidBody(f"Unsupported subscriber {value[:80]!r}: use http://, https:// or mailto:.")
+    raise errors.InvalidBody(f"Unsupported subscriber {value[:80]!r}: use http://, https://, trust+http(s):// "
+                             "or mailto:.")
 
 
 def _check_target(services: Services, subscriber: str, options: dict[str, Any]) -> str:
     """Refuse what cannot work or must not happen: webhooks aimed at refused addresses (literal
     IPs; names are checked when delivering), unsafe or foreign email subjects and senders."""
     scheme = urlsplit(subscriber).scheme.lower()
-    if scheme in {"http", "https"}:
-        reason = addresses.literal_refusal(subscriber, allow_loopback=services.settings.webhook_allow_loopback)
+    if scheme in WEBHOOK_SCHEMES:
+        reason = addresses.literal_refusal(trust.target(subscriber),
+                                           allow_loopback=services.settings.webhook_allow_loopback)
         if reason is not None:
             raise errors.InvalidBody(f"This webhook is not allowed: {reason}.")
     elif scheme == "mailto":
@@ -131,18 +132,33 @@ def subscription_create(
         subscriber = websocket_subscriber(connection_id)
     else:
         subscriber = _check_target(services, check_subscriber(body.get("subscriber")), options)
+    trust.check_options(options, subscriber=subscriber, current_trust=None)
+    if trust.is_trust(subscriber):
+        trust_subscribers.check_possible(services, caller)
     require = services.settings.require_confirmation
     create_in_place(services, caller, queue, {}, QueueSettings())  # lazily created, as upstream does
-    subscription, created = services.subscriptions.create(
-        project=caller.project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
-        confirmed=connection_id is not None and subscriber.startswith(WEBSOCKET_SCHEME + ":"),
-        connection=connection_id if subscriber.startswith(WEBSOCKET_SCHEME + ":") else None, now_ms=_now_ms(),
-    )
+    now = _now_ms()
+    granted = None
+    if trust.is_trust(subscriber):
+        granted = trust_subscribers.grant(services, caller, expires_ms=now + ttl * 1000)
+        options = {**options, trust.TRUST_ID: granted}
+    try:
+        subscription, created = services.subscriptions.create(
+            project=caller.project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
+            confirmed=connection_id is not None and subscriber.startswith(WEBSOCKET_SCHEME + ":"),
+            connection=connection_id if subscriber.startswith(WEBSOCKET_SCHEME + ":") else None, now_ms=now,
+        )
+    except Exception:
+        trust_subscribers.release(services, caller, [granted])
+        raise
+    if not created:  # the subscription that exists keeps its own trust
+        trust_subscribers.release(services, caller, [granted])
     try:
         listeners.raise_for(services, subscription)
     except errors.Unavailable:
         if created:  # a subscription its queue's pool does not know of would never be notified
             services.subscriptions.delete(project=caller.project, queue=queue, sid=subscription.id)
+            trust_subscribers.release(services, caller, [granted])
         raise
     if created:
         _announce(services, "subscription.created", [subscription])
@@ -189,17 +205,48 @@ def subscription_update(services: Services, caller: Caller, queue: str, sid: str
         changes["options"] = _check_options(body["options"])
     if "subscriber" in body:
         changes["subscriber"] = check_subscriber(body["subscriber"])
+    current = subscription_get(services, caller, queue, sid)
     if "subscriber" in changes or "options" in changes:  # the pair must work together
-        current = subscription_get(services, caller, queue, sid)
-        _check_target(services, changes.get("subscriber", current.subscriber), changes.get("options", current.options))
-    updated = services.subscriptions.update(
-        project=caller.project, queue=queue, sid=sid[:64], changes=changes, now_ms=_now_ms()
-    )
+        subscriber, options = changes.get("subscriber", current.subscriber), changes.get("options", current.options)
+        _check_target(services, subscriber, options)
+        trust.check_options(options, subscriber=subscriber, current_trust=trust.stored_trust(current.options))
+    now = _now_ms()
+    granted, retired = _retrust(services, caller, current, changes, now_ms=now)
+    try:
+        updated = services.subscriptions.update(
+            project=caller.project, queue=queue, sid=sid[:64], changes=changes, now_ms=now
+        )
+    except Exception:
+        trust_subscribers.release(services, caller, [granted])
+        raise
     if updated is None:
+        trust_subscribers.release(services, caller, [granted])
         raise errors.NotFound(f"Subscription {sid[:64]} does not exist in queue {queue}.")
+    trust_subscribers.release(services, caller, [retired])
     listeners.raise_for(services, updated)
     _announce(services, "subscription.updated", [updated])
     return Outcome(None)
+
+
+def _retrust(services: Services, caller: Caller, current: Subscription, changes: dict[str, Any], *,
+             now_ms: int) -> tuple[str | None, str | None]:
+    """Keep ``options.trust_id`` right through an update: a new trust when the subscription becomes a trust
+    subscriber or its ttl (so its expiry) changes, none when it stops being one. (new trust, trust to delete)."""
+    subscriber = changes.get("subscriber", current.subscriber)
+    options = changes.get("options", current.options)
+    old = trust.stored_trust(current.options) if trust.is_trust(current.subscriber) else None
+    if not trust.is_trust(subscriber):
+        if trust.TRUST_ID in options:
+            changes["options"] = {k: v for k, v in options.items() if k != trust.TRUST_ID}
+        return None, old
+    granted = None
+    if old is None or "ttl" in changes:
+        expires = now_ms + changes["ttl"] * 1000 if "ttl" in changes else current.expires_ms
+        granted = trust_subscribers.grant(services, caller, expires_ms=expires)
+    kept = granted or old
+    if options.get(trust.TRUST_ID) != kept:
+        changes["options"] = {**options, trust.TRUST_ID: kept}
+    return granted, old if granted else None
 
 
 def subscription_delete(services: Services, caller: Caller, queue: str, sid: str) -> Outcome[None]:
@@ -207,6 +254,7 @@ def subscription_delete(services: Services, caller: Caller, queue: str, sid: str
     removed = services.subscriptions.delete(project=caller.project, queue=queue, sid=sid[:64])
     if removed:
         listeners.lower(services, caller.project, queue)
+        trust_subscribers.release(services, caller, trust_subscribers.trusts_of(removed))
     _announce(services, "subscription.deleted", removed)
     return Outcome(None)
 

@@ -38,6 +38,7 @@ MAX_RESPONSE_BYTES = 64 * 1024
 _DETAIL_CHARS = 200
 # everything printable but the space stays as it is in the request target; the rest is percent-encoded
 _TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+AUTH_TOKEN_HEADER = "X-Auth-Token"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Outcome:
     status: str
     """``delivered``, ``retry`` (worth trying again) or ``failed`` (for good)."""
     detail: str = ""
+    http_status: int | None = dataclasses.field(default=None, compare=False)
+    """The receiver's HTTP status, when it answered."""
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -103,13 +106,15 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
 
 def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, allow_loopback: bool,
-         secret: str | None, delivery_id: str | None = None,
+         secret: str | None, delivery_id: str | None = None, auth_token: str | None = None,
          resolver: addresses.Resolver = socket.getaddrinfo, context: ssl.SSLContext | None = None) -> Outcome:
     """POST ``body`` to ``url``; the outcome says whether it was delivered, is worth retrying, or failed.
 
     ``headers`` are the subscription's ``post_headers``, checked here (a
     subscription stored before a rule existed fails instead of sending);
-    ``timeout`` bounds each connection attempt and each read.
+    ``auth_token`` (a trust's token) is sent as ``X-Auth-Token`` and wins
+    over one in ``headers``; ``timeout`` bounds each connection attempt and
+    each read.
     """
     reason = addresses.literal_refusal(url, allow_loopback=allow_loopback)
     if reason is not None:
@@ -129,15 +134,20 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, a
         return Outcome("failed", f"refused: {exc.reason}")
     except addresses.ResolutionFailed as exc:
         return Outcome("retry", f"DNS: {exc.reason}")
-    all_headers = _headers(extra, delivery_id, secret, body)
+    all_headers = _headers(extra, delivery_id, secret, body, auth_token)
     target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_TARGET_SAFE)
     tls = (context or default_context()) if scheme == "https" else None
     return _exchange(host, port, pinned, target, body, all_headers, timeout=timeout, context=tls)
 
 
-def _headers(extra: Mapping[str, str], delivery_id: str | None, secret: str | None, body: bytes) -> dict[str, str]:
+def _headers(extra: Mapping[str, str], delivery_id: str | None, secret: str | None, body: bytes,
+             auth_token: str | None = None) -> dict[str, str]:
     result = {} if any(k.lower() == "content-type" for k in extra) else {"Content-Type": "application/json"}
     result.update(extra)
+    if auth_token is not None:
+        for name in [k for k in result if k.lower() == AUTH_TOKEN_HEADER.lower()]:
+            del result[name]
+        result[AUTH_TOKEN_HEADER] = auth_token
     if delivery_id is not None:
         result[DELIVERY_ID_HEADER] = delivery_id
     if secret is not None:
@@ -162,13 +172,13 @@ def _exchange(host: str, port: int, pinned: list[str], target: str, body: bytes,
     finally:
         connection.close()
     if 200 <= status < 300:
-        return Outcome("delivered", str(status))
+        return Outcome("delivered", str(status), status)
     if 300 <= status < 400:
         location = response.getheader("Location") or "nowhere"
-        return Outcome("failed", f"HTTP {status}: redirects are not followed (to {location[:_DETAIL_CHARS]})")
+        return Outcome("failed", f"HTTP {status}: redirects are not followed (to {location[:_DETAIL_CHARS]})", status)
     if status == 429 or status >= 500:
-        return Outcome("retry", f"HTTP {status}{excerpt}")
-    return Outcome("failed", f"HTTP {status}{excerpt}")
+        return Outcome("retry", f"HTTP {status}{excerpt}", status)
+    return Outcome("failed", f"HTTP {status}{excerpt}", status)
 
 
 def _connect(host: str, port: int, pinned: list[str], *, timeout: float,

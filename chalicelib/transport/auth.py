@@ -1,7 +1,8 @@
 """Who is asking: the auth strategies, shared by REST and websocket.
 
 - ``noauth``: ``X-Project-ID`` is the tenant and ``X-Roles`` the roles, as
-  in upstream's no-auth mode.
+  in upstream's no-auth mode; without ``X-Project-ID``, ``DEFAULT_PROJECT``
+  when it is set (the ``openstack`` CLI cannot send the header).
 - ``keystone``: ``X-Auth-Token`` is validated with Keystone; its project is
   the tenant (a different ``X-Project-ID`` is refused) and its roles decide
   admin access.
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from chalice.app import Request
 
 from chalicelib import errors
-from chalicelib.api.context import Services
+from chalicelib.api.context import Credentials, Services
 
 _lock = threading.Lock()
 _validators: dict[int, object] = {}
@@ -32,6 +33,8 @@ class Identity:
     expires: float | None = None
     """Unix time the credentials stop being valid (tokens), if known."""
     signed: bool = False
+    credentials: Credentials | None = dataclasses.field(default=None, repr=False)
+    """The caller's token and what Keystone said of it (keystone strategy)."""
 
 
 def _lower(headers: Mapping[str, object]) -> dict[str, str]:
@@ -72,7 +75,7 @@ def identify(services: Services, raw_headers: Mapping[str, object], *, method: s
         return signed_grant(services, headers, method=method, path=path)
     if services.settings.auth_strategy == "noauth":
         roles = frozenset(r.strip().lower() for r in (headers.get("x-roles") or "").split(",") if r.strip())
-        return Identity(project=headers.get("x-project-id"), roles=roles)
+        return Identity(project=headers.get("x-project-id") or services.settings.default_project, roles=roles)
     token = headers.get("x-auth-token")
     if not token:
         raise errors.Unauthorized("This request needs an X-Auth-Token from Keystone.")
@@ -86,7 +89,8 @@ def identify(services: Services, raw_headers: Mapping[str, object], *, method: s
     claimed = headers.get("x-project-id")
     if claimed and claimed != found.project:
         raise errors.Forbidden("X-Project-ID is not the project of the X-Auth-Token.")
-    return Identity(project=found.project, roles=found.roles, expires=found.expires)
+    return Identity(project=found.project, roles=found.roles, expires=found.expires,
+                    credentials=Credentials(token=token, user=found.user, role_ids=found.role_ids))
 
 
 def request_path(request: Request) -> str:

@@ -40,6 +40,7 @@ class Token:
     roles: frozenset[str]
     expires: float
     """Unix time."""
+    role_ids: tuple[str, ...] = ()
 
 
 def _expiry(text: str) -> float:
@@ -110,9 +111,10 @@ class KeystoneValidator:
         project = data.get("project")
         if project is None:
             return None  # unscoped or domain-scoped: no tenant to act for
+        roles = data.get("roles", [])
         found = Token(project=str(project["id"]), user=str(data["user"]["id"]),
-                      roles=frozenset(str(r["name"]).lower() for r in data.get("roles", [])),
-                      expires=_expiry(data["expires_at"]))
+                      roles=frozenset(str(r["name"]).lower() for r in roles),
+                      expires=_expiry(data["expires_at"]), role_ids=tuple(str(r["id"]) for r in roles))
         until = min(found.expires - EARLY_S, now + self._settings.keystone_cache_ttl)
         if found.expires - EARLY_S <= now:
             return None

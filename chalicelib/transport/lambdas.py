@@ -44,7 +44,9 @@ def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
     from chalicelib import errors
     from chalicelib.api import messages, queues, subscriptions
     from chalicelib.api.context import Caller
+    from chalicelib.keystone_trusts import client as trusts_client
     from chalicelib.notify.channels.email import EmailChannel
+    from chalicelib.notify.channels.trust import TrustChannel
     from chalicelib.notify.channels.webhook import WebhookChannel
     from chalicelib.notify.channels.websocket import WebsocketChannel
     from chalicelib.notify.failures import FAILED_QUEUE, FailureLog
@@ -69,6 +71,8 @@ def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
         subscriptions.subscriptions_of_connection_delete(services, connection)
 
     webhooks = WebhookChannel(settings)
+    trusts = TrustChannel(webhooks, trusts_client(settings) if settings.trustee_username and settings.keystone_url
+                          else None)
     return Notifier(
         settings,
         subscriptions=services.subscriptions,
@@ -76,6 +80,8 @@ def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
         channels={
             "http": webhooks,
             "https": webhooks,
+            "trust+http": trusts,
+            "trust+https": trusts,
             "mailto": EmailChannel(settings),
             "websocket": WebsocketChannel(pusher, connection_gone),
         },

@@ -138,7 +138,7 @@ def who(services: Services) -> tuple[Caller, auth.Identity]:
     identity = auth.identify_request(services, current_request())
     client = validation.client_id(header("client-id"), strict_uuid=services.settings.client_id_uuid_strict)
     project = validation.project_id(identity.project, services.settings.limits)
-    return Caller(project=project, client_id=client), identity
+    return Caller(project=project, client_id=client, credentials=identity.credentials), identity
 
 
 def caller_of(services: Services) -> Caller:

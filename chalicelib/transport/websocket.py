@@ -56,7 +56,7 @@ def _project(services: Services, connection_id: str, frame: Frame, action: str) 
         path = f"/v2/queues/{queue}/messages"
         return auth.identify(services, frame.headers, method=method, path=path).project
     if services.settings.auth_strategy == "noauth":
-        return frame.header("X-Project-ID")
+        return frame.header("X-Project-ID") or services.settings.default_project
     connection = services.connections.get(connection_id)
     if connection is None or not connection.authenticated:
         raise errors.Forbidden("Not authentified: send an authenticate frame with X-Auth-Token first.")

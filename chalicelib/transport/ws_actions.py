@@ -7,6 +7,7 @@ status and body of the reply.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,18 @@ class Frame:
         client = validation.client_id(self.header("Client-ID"), strict_uuid=settings.client_id_uuid_strict)
         project = validation.project_id(self.project, settings.limits)
         return Caller(project=project, client_id=client)
+
+    def caller_with_token(self) -> Caller:
+        """The caller, with its Keystone token when this frame carries one (a trust is made with it): the
+        connection keeps no token, so a frame that needs one sends X-Auth-Token again."""
+        caller = self.caller
+        token = self.header("X-Auth-Token")
+        if not token or self.services.settings.auth_strategy != "keystone":
+            return caller
+        identity = auth.identify(self.services, {"x-auth-token": token}, method="POST", path="/v2")
+        if identity.project != caller.project:
+            raise errors.Forbidden("The frame's X-Auth-Token is not for the project this connection authenticated for.")
+        return dataclasses.replace(caller, credentials=identity.credentials)
 
     def field(self, name: str, default: Any = None, *, required: bool = False) -> Any:
         if name not in self.body or self.body[name] is None:
@@ -249,7 +262,7 @@ def _subscription_create(frame: Frame) -> Reply:
     body = {k: frame.body[k] for k in ("subscriber", "ttl", "options") if k in frame.body}
     try:
         sid, _created = subscriptions.subscription_create(
-            frame.services, frame.caller, queue, body, connection_id=frame.connection_id
+            frame.services, frame.caller_with_token(), queue, body, connection_id=frame.connection_id
         ).value
     except errors.Conflict as exc:
         raise errors.Conflict(f"Subscription {queue} not created. {exc.description}") from None
@@ -281,7 +294,7 @@ def _subscription_list(frame: Frame) -> Reply:
 
 def _subscription_delete(frame: Frame) -> Reply:
     sid = frame.text("subscription_id")
-    subscriptions.subscription_delete(frame.services, frame.caller, frame.text("queue_name"), sid)
+    subscriptions.subscription_delete(frame.services, frame.caller_with_token(), frame.text("queue_name"), sid)
     return 204, f"Subscription {sid} removed."
 
 

@@ -110,8 +110,13 @@ def test_flavors_pin_queues_to_their_pools(api: Api, pool_urls: tuple[str, str],
     catalog = admin_services.pooling.catalog
     assert {catalog.lookup(project=api.project, queue=f"g{i}") for i in range(6)} == {"gold-1"}
     assert api.get("/v2/queues/g3/messages?echo=true").json["messages"][0]["body"] == 3
-    assert api.delete("/v2/pools/gold-1", headers=ADMIN).status == 409  # it holds queues
+    assert api.delete("/v2/pools/gold-1", headers=ADMIN).status == 403  # the flavor's last pool (as upstream)
     assert api.delete("/v2/flavors/gold", headers=ADMIN).status == 409  # queues use it
+    assert api.patch("/v2/pools/default", {"weight": 0}, headers=ADMIN).status == 200
+    assert api.put("/v2/queues/on-silver").status == 201
+    assert catalog.lookup(project=api.project, queue="on-silver") == "silver-1"
+    held = api.delete("/v2/pools/silver-1", headers=ADMIN)
+    assert held.status == 409 and "holds 1 queue" in held.json["description"]  # it holds a queue
     assert api.put("/v2/queues/x", {"_flavor": "platinum"}).status == 400
 
 
@@ -164,3 +169,20 @@ def test_queues_spread_over_redis_and_mongodb_pools(api: Api, pool_urls: tuple[s
     on_mongo = next(i for i in range(90) if catalog.lookup(project=api.project, queue=f"mix{i}") == "mongo")
     claim = api.post(f"/v2/queues/mix{on_mongo}/claims").json["messages"]
     assert [m["body"] for m in claim] == [{"n": on_mongo}]
+
+
+def test_a_flavors_last_pool_cannot_be_deleted(api: Api, pool_urls: tuple[str, str]) -> None:
+    first, second = pool_urls
+    api.put("/v2/pools/bronze-1", {"weight": 1, "uri": first}, headers=ADMIN)
+    api.put("/v2/pools/bronze-2", {"weight": 1, "uri": second}, headers=ADMIN)
+    assert api.put("/v2/flavors/bronze", {"pool_list": ["bronze-1", "bronze-2"]}, headers=ADMIN).status == 201
+    assert api.delete("/v2/pools/bronze-2", headers=ADMIN).status == 204  # the flavor keeps bronze-1
+    refused = api.delete("/v2/pools/bronze-1", headers=ADMIN)
+    assert refused.status == 403, refused.raw
+    assert refused.json["title"] == "Unable to delete"
+    assert "bronze-1" in refused.json["description"] and "flavor bronze" in refused.json["description"]
+    assert api.get("/v2/pools/bronze-1", headers=ADMIN).json["flavor"] == "bronze"  # nothing deleted
+    assert api.get("/v2/flavors/bronze").json["pool_list"] == ["bronze-1"]
+    assert api.delete("/v2/flavors/bronze", headers=ADMIN).status == 204
+    assert api.delete("/v2/pools/bronze-1", headers=ADMIN).status == 204
+    assert api.get("/v2/pools/bronze-1", headers=ADMIN).status == 404

@@ -103,7 +103,9 @@ def test_other_projects_cannot_see_subscriptions(api: Api) -> None:
         ({"subscriber": "ftp://example.test"}, ["unsupported"]),
         ({"subscriber": "http://"}, ["unsupported"]),
         ({"subscriber": "mailto:nobody"}, ["unsupported"]),
-        ({"subscriber": "trust+http://example.test"}, ["keystone"]),
+        ({"subscriber": "trust+http://example.test"}, ["AUTH_STRATEGY=keystone"]),
+        ({"subscriber": "trust+ftp://example.test"}, ["unsupported"]),
+        ({"subscriber": "trust+http://10.0.0.1/hook"}, ["private"]),
         ({"subscriber": "http://example.test", "ttl": 59}, ["ttl", "60"]),
         ({"subscriber": "http://example.test", "ttl": "100"}, ["integer"]),
         ({"subscriber": "http://example.test", "options": []}, ["options"]),
@@ -118,7 +120,8 @@ def test_bad_subscriptions_are_400_and_nothing_is_stored(api: Api, body: dict[st
     assert api.get("/v2/queues/q1/subscriptions").json["subscriptions"] == []
 
 
-@pytest.mark.parametrize("body", [{}, {"source": "q2"}, {"ttl": 1}, {"subscriber": "gopher://x"}, [1]])
+@pytest.mark.parametrize("body", [{}, {"source": "q2"}, {"ttl": 1}, {"subscriber": "gopher://x"}, [1],
+                                  {"subscriber": "trust+http://example.test"}, {"options": {"trust_id": "t"}}])
 def test_bad_patches_are_400_and_change_nothing(api: Api, body: object) -> None:
     sid = subscribe(api, "q1", "http://example.test/a")
     before = api.get(f"/v2/queues/q1/subscriptions/{sid}").json

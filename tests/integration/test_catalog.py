@@ -74,3 +74,34 @@ def test_placement_cache_expires_and_forgets_deleted_queues(catalog: Catalog) ->
     now[0] = 11.0
     assert pooling.lookup(project="p", queue="q") is None
     assert opened == ["redis://127.0.0.1:6379/13"]
+
+
+def test_deleting_both_pools_of_a_flavor_at_once_keeps_one(catalog: Catalog) -> None:
+    from chalicelib import errors
+    from chalicelib.storage.inventory import Inventory
+    from chalicelib.storage.pools import Pool
+
+    inventory = Inventory(catalog)
+    for name in ("pair-a", "pair-b"):
+        inventory.pool_create(Pool(name, f"redis://127.0.0.1:6379/13?{name}=1", 1, None, {}))
+    inventory.flavor_put("pair", pool_list=["pair-a", "pair-b"], capabilities={}, create=True)
+    start = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def delete(name: str) -> None:
+        start.wait()
+        try:
+            inventory.pool_delete(name)
+            outcomes[name] = "deleted"
+        except errors.PoolInUseByFlavor:
+            outcomes[name] = "refused"
+        except errors.Unavailable:  # SQLite: the later writer's snapshot is stale, it gives up
+            outcomes[name] = "retry"
+
+    threads = [threading.Thread(target=delete, args=(name,)) for name in ("pair-a", "pair-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) in (["deleted", "refused"], ["deleted", "retry"])
+    assert len(inventory.flavor_pools("pair")) == 1

@@ -22,6 +22,10 @@ class WebhookChannel:
         self._settings = settings
 
     def deliver(self, delivery: Delivery) -> Outcome:
+        return self.send(delivery, delivery.subscription.subscriber)
+
+    def send(self, delivery: Delivery, url: str, *, auth_token: str | None = None) -> Outcome:
+        """The delivery as a POST to ``url`` (with ``X-Auth-Token: auth_token`` when given)."""
         subscription = delivery.subscription
         text = json.dumps(delivery.payload)
         try:  # the HTTP client checks the headers itself
@@ -32,7 +36,7 @@ class WebhookChannel:
             text = template.replace(TEMPLATE_SLOT, text)
         key = self._settings.signing_key
         return webhook.post(
-            subscription.subscriber, text.encode(), subscription.options.get("post_headers") or {}, timeout=self._settings.webhook_timeout,
+            url, text.encode(), subscription.options.get("post_headers") or {}, timeout=self._settings.webhook_timeout,
             allow_loopback=self._settings.webhook_allow_loopback, delivery_id=delivery.job.delivery_id,
-            secret=None if key is None else subscription_secret(key, subscription.id),
+            secret=None if key is None else subscription_secret(key, subscription.id), auth_token=auth_token,
         )

@@ -1,0 +1,215 @@
+"""Keystone trusts for ``trust+http(s)`` subscribers.
+
+When such a subscriber is created, the caller (the trustor) delegates its
+roles on the project to the service's trustee user (``TRUSTEE_USERNAME``),
+with impersonation, until the subscription expires. When notifying, the
+trustee authenticates with its password scoped to that trust, and the token
+goes with the webhook as ``X-Auth-Token``: the receiver (often another
+OpenStack service) sees a token of the subscriber's user and project.
+
+Trust-scoped tokens are cached per trust (bounded) and reused until shortly
+before they expire, so a burst of notifications costs one token. Token
+values and the trustee's password are never logged.
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from chalicelib import errors
+from chalicelib.api.context import Credentials
+from chalicelib.config import Settings
+
+log = logging.getLogger(__name__)
+MAX_CACHED = 1000
+MARGIN_S = 60.0
+"""A cached token is replaced when less than this (or half its remaining life, if shorter) is left,
+so the receiver still has time to validate it."""
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+Reply = tuple[int, Mapping[str, str], Any]
+Transport = Callable[[str, str, Mapping[str, str], Any], Reply]
+"""(method, url, headers, JSON body or None) -> (status, headers, JSON body or None)."""
+
+
+class TrustRefused(Exception):
+    """Keystone will not give a token for this trust (deleted, expired, the trustor lost its roles...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _urllib_transport(timeout: float) -> Transport:
+    def call(method: str, url: str, headers: Mapping[str, str], body: Any) -> Reply:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json", **headers})
+        try:
+            with _OPENER.open(request, timeout=timeout) as response:
+                return response.status, dict(response.headers.items()), _json(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, dict(exc.headers.items()), _json(exc.read())
+            finally:
+                exc.close()
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise errors.Unavailable("Keystone could not be reached for a trust.") from exc
+
+    return call
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _expiry(text: str) -> float:
+    return float(calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")))
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), None)
+
+
+def _why(status: int, body: Any) -> str:
+    """Keystone's own explanation of a refusal, short."""
+    message = body.get("error", {}).get("message") if isinstance(body, dict) else None
+    return f"HTTP {status}: {str(message)[:200]}" if message else f"HTTP {status}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cached:
+    token: str
+    until: float
+
+
+class Trusts:
+    """Create, use and delete trusts for the configured trustee."""
+
+    def __init__(self, settings: Settings, *, transport: Transport | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        url = (settings.keystone_url or "").rstrip("/")
+        self._url = url if url.endswith("/v3") else url + "/v3"
+        self._settings = settings
+        self._call = transport or _urllib_transport(settings.keystone_timeout)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._trustee: str | None = None
+        self._tokens: OrderedDict[str, _Cached] = OrderedDict()
+
+    def _password(self) -> dict[str, Any]:
+        s = self._settings
+        return {"methods": ["password"], "password": {"user": {
+            "name": s.trustee_username, "password": s.trustee_password, "domain": {"name": s.trustee_user_domain}}}}
+
+    def _trustee_id(self) -> str:
+        """The trustee's user id (it does not change: asked once)."""
+        if self._trustee is None:
+            status, _headers, body = self._call("POST", self._url + "/auth/tokens", {},
+                                                {"auth": {"identity": self._password()}})
+            if status != 201 or not isinstance(body, dict):
+                if status in {400, 401, 403, 404}:
+                    raise errors.NotConfigured(
+                        f"The trustee {self._settings.trustee_username!r} cannot log in to Keystone "
+                        f"({_why(status, body)}): check TRUSTEE_USERNAME, TRUSTEE_PASSWORD and TRUSTEE_USER_DOMAIN.")
+                raise errors.Unavailable(f"Keystone did not authenticate the trustee ({_why(status, body)}).")
+            self._trustee = str(body["token"]["user"]["id"])
+        return self._trustee
+
+    def create(self, credentials: Credentials, *, project: str, expires_ms: int | None) -> str:
+        """A trust from the caller to the trustee on ``project``; its id. Raises ServiceError subclasses."""
+        trust: dict[str, Any] = {
+            "trustor_user_id": credentials.user, "trustee_user_id": self._trustee_id(), "project_id": project,
+            "impersonation": True, "roles": [{"id": role} for role in credentials.role_ids],
+        }
+        if expires_ms is not None:
+            trust["expires_at"] = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(expires_ms / 1000))
+        status, _headers, body = self._call("POST", self._url + "/OS-TRUST/trusts",
+                                            {"X-Auth-Token": credentials.token}, {"trust": trust})
+        if status == 201 and isinstance(body, dict):
+            return str(body["trust"]["id"])
+        why = _why(status, body)
+        if status == 401:
+            raise errors.Unauthorized(f"Keystone did not accept the X-Auth-Token to create the trust ({why}).")
+        if status == 403:
+            raise errors.Forbidden(f"Keystone refused to create the trust for this subscriber ({why}).")
+        if 400 <= status < 500:
+            raise errors.InvalidBody(f"Keystone could not create the trust for this subscriber ({why}).")
+        raise errors.Unavailable(f"Keystone did not create the trust ({why}).")
+
+    def token(self, trust_id: str, *, fresh: bool = False) -> str:
+        """A trust-scoped token (cached). Raises TrustRefused, or Unavailable when Keystone does not answer."""
+        now = self._clock()
+        with self._lock:
+            hit = self._tokens.get(trust_id)
+            if hit is not None and hit.until > now and not fresh:
+                self._tokens.move_to_end(trust_id)
+                return hit.token
+        scoped = {"auth": {"identity": self._password(), "scope": {"OS-TRUST:trust": {"id": trust_id}}}}
+        status, headers, body = self._call("POST", self._url + "/auth/tokens", {}, scoped)
+        token = _header(headers, "X-Subject-Token")
+        if status != 201 or not isinstance(body, dict) or not token:
+            if 400 <= status < 500:
+                raise TrustRefused(f"Keystone gives no token for trust {trust_id} ({_why(status, body)}): it may have "
+                                   "expired or been deleted, or the trustee's credentials are wrong")
+            raise errors.Unavailable(f"Keystone gave no token for a trust ({_why(status, body)}).")
+        expires = _expiry(str(body["token"]["expires_at"]))
+        until = expires - min(MARGIN_S, max(0.0, expires - now) / 2)
+        with self._lock:
+            self._tokens[trust_id] = _Cached(token, until)
+            self._tokens.move_to_end(trust_id)
+            while len(self._tokens) > MAX_CACHED:
+                self._tokens.popitem(last=False)
+        return token
+
+    def forget(self, trust_id: str) -> None:
+        with self._lock:
+            self._tokens.pop(trust_id, None)
+
+    def delete(self, trust_id: str, *, credentials: Credentials | None) -> bool:
+        """Delete the trust: with the caller's token (the trustor's, or an admin's), else with a token of the
+        trust itself (it impersonates the trustor). True when it is gone. Raises Unavailable, TrustRefused."""
+        path = f"{self._url}/OS-TRUST/trusts/{quote(trust_id, safe='')}"
+        attempts: list[Callable[[], str]] = [lambda: self.token(trust_id)]
+        if credentials is not None:
+            attempts.insert(0, lambda: credentials.token)
+        try:
+            for attempt in attempts:
+                status, _headers, body = self._call("DELETE", path, {"X-Auth-Token": attempt()}, None)
+                if status in {204, 404}:
+                    return True
+                if status not in {401, 403}:
+                    log.warning("trust %s not deleted: %s", trust_id, _why(status, body))
+                    return False
+            return False
+        finally:
+            self.forget(trust_id)
+
+
+_lock = threading.Lock()
+_clients: dict[tuple[Any, ...], Trusts] = {}
+
+
+def client(settings: Settings) -> Trusts:
+    """This container's trusts client for these settings (one token cache per Keystone and trustee)."""
+    key = (settings.keystone_url, settings.trustee_username, settings.trustee_password,
+           settings.trustee_user_domain, settings.keystone_timeout)
+    with _lock:
+        found = _clients.get(key)
+        if found is None:
+            found = _clients[key] = Trusts(settings)
+        return found
