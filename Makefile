@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test check bench bench-budget bench-notify bench-idle bench-upstream clean
+.PHONY: run test test-fast check bench bench-budget bench-notify bench-idle bench-upstream clean
 KEYSTONE_VENV := .venv-keystone
+TEMPEST_VENV := .venv-tempest
+FUNCTIONAL_VENV := .venv-zaqar-functional
+CONFORMANCE := tests/conformance
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +21,14 @@ run: $(STAMP)
 	$(BIN)/python -m infra.local
 
 ## test: lint, type checks and every test (starts the services the tests need)
-test: check $(KEYSTONE_VENV)/.installed
+test: check $(KEYSTONE_VENV)/.installed $(TEMPEST_VENV)/.installed $(FUNCTIONAL_VENV)/.installed
 	bash infra/local/ensure-services.sh
 	$(BIN)/python -m pytest
+
+## test-fast: lint, type checks and the in-process tests (unit, contract, functional: about a minute)
+test-fast: check
+	bash infra/local/ensure-services.sh
+	$(BIN)/python -m pytest tests/unit tests/contract tests/functional
 
 check: $(STAMP)
 	$(BIN)/ruff check app.py chalicelib infra tests bench
@@ -53,10 +61,21 @@ bench-upstream: $(STAMP) $(UPSTREAM)/.installed
 	$(BIN)/python -m bench.run --upstream $(UPSTREAM) $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(UPSTREAM) $(KEYSTONE_VENV) .local .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(UPSTREAM) $(KEYSTONE_VENV) $(TEMPEST_VENV) $(FUNCTIONAL_VENV) .local .mypy_cache .ruff_cache .pytest_cache
 
 ## the real Keystone the identity tests start (its own virtualenv: keystone pins its own dependencies)
 $(KEYSTONE_VENV)/.installed:
 	test -x $(KEYSTONE_VENV)/bin/python || $(PYTHON) -m venv $(KEYSTONE_VENV)
 	$(KEYSTONE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check keystone==30.0.0 gunicorn==27.0.1
+	touch $@
+
+## upstream's own suites, run by tests/conformance against the local stack (each in its own virtualenv, every version pinned)
+$(TEMPEST_VENV)/.installed: $(CONFORMANCE)/requirements-tempest.txt
+	test -x $(TEMPEST_VENV)/bin/python || $(PYTHON) -m venv $(TEMPEST_VENV)
+	$(TEMPEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(CONFORMANCE)/requirements-tempest.txt
+	touch $@
+
+$(FUNCTIONAL_VENV)/.installed: $(CONFORMANCE)/requirements-zaqar-functional.txt
+	test -x $(FUNCTIONAL_VENV)/bin/python || $(PYTHON) -m venv $(FUNCTIONAL_VENV)
+	$(FUNCTIONAL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(CONFORMANCE)/requirements-zaqar-functional.txt
 	touch $@

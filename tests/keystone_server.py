@@ -5,7 +5,9 @@ keys in a folder of the test run's own, served by gunicorn on loopback.
 Two projects with a member each (alice in alpha, bob in beta), the
 bootstrap admin, and the service user zaqar (role ``service``) that the
 keystone auth strategy validates tokens with. Tokens live 20 seconds, so
-expiry can be tested without waiting long.
+expiry can be tested without waiting long; ``start(..., token_seconds=...)``
+gives another Keystone a normal lifetime (the conformance suites reuse a
+token for a whole test class).
 """
 
 from __future__ import annotations
@@ -81,13 +83,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(folder: Path) -> Keystone:
+def start(folder: Path, *, token_seconds: int = TOKEN_SECONDS) -> Keystone:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     conf = folder / "keystone.conf"
     conf.write_text(
         f"[database]\nconnection = sqlite:///{folder / 'keystone.db'}\n"
-        f"[token]\nprovider = fernet\nexpiration = {TOKEN_SECONDS}\n"
+        f"[token]\nprovider = fernet\nexpiration = {token_seconds}\n"
         f"[fernet_tokens]\nkey_repository = {folder / 'fernet-keys'}\n"
         f"[fernet_receipts]\nkey_repository = {folder / 'fernet-receipts'}\n"
         f"[credential]\nkey_repository = {folder / 'credential-keys'}\n"

@@ -22,11 +22,16 @@ def for_job(settings: Settings, job: Job, subscription: Subscription) -> dict[st
         return confirmation(settings, job.project, job.queue, subscription)
     if job.kind == UNSUBSCRIBE:
         return unsubscribe(settings, job.project, job.queue, subscription)
-    return notification(settings, job)
+    return notification(settings, job, with_id=subscription.options.get(WITH_ID) is True)
 
 
-def notification(settings: Settings, job: Job) -> dict[str, Any]:
-    """Upstream's notification body plus the message id and href."""
+WITH_ID = "include_message_id"
+"""Subscription option: also give the message's id and href (upstream's receivers, and its tests,
+expect the body exactly as upstream sends it, so this is opt-in)."""
+
+
+def notification(settings: Settings, job: Job, *, with_id: bool = False) -> dict[str, Any]:
+    """Upstream's notification body (and, when asked, the message's id and href)."""
     body = job.message.get("body")
     if job.encrypted:
         key = settings.message_encryption_key
@@ -36,14 +41,11 @@ def notification(settings: Settings, job: Job) -> dict[str, Any]:
             body = json.loads(crypto.decrypt(key, str(body)))
         except ValueError as exc:
             raise Undecryptable(f"the message cannot be decrypted with MESSAGE_ENCRYPTION_KEY ({exc})") from None
-    return {
-        "body": body,
-        "ttl": job.message.get("ttl"),
-        "queue_name": job.queue,
-        "Message_Type": "Notification",
-        "message_id": job.message.get("id"),
-        "href": f"/v2/queues/{job.queue}/messages/{job.message.get('id')}",
-    }
+    document = {"body": body, "ttl": job.message.get("ttl"), "queue_name": job.queue, "Message_Type": "Notification"}
+    if with_id:
+        document["message_id"] = job.message.get("id")
+        document["href"] = f"/v2/queues/{job.queue}/messages/{job.message.get('id')}"
+    return document
 
 
 def confirmation(settings: Settings, project: str, queue: str, subscription: Subscription) -> dict[str, Any]:

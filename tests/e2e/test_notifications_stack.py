@@ -38,7 +38,8 @@ def _signed_by(secret: str, headers: dict[str, str], body: bytes) -> bool:
 def test_a_posted_message_arrives_once_with_its_id_and_a_valid_signature(stack: Stack, project: str) -> None:
     rest = Rest(stack, project)
     with receiver() as hook:
-        made = rest("POST", "/v2/queues/n1/subscriptions", {"subscriber": hook.url}).json()
+        made = rest("POST", "/v2/queues/n1/subscriptions",
+                    {"subscriber": hook.url, "options": {"include_message_id": True}}).json()
         mid = rest("POST", "/v2/queues/n1/messages", {"messages": [{"body": {"n": 1}}]}).json()["resources"][0]
         (got,) = hook.wait_for(1)
         time.sleep(1.5)  # time for a duplicate to show up, if there were one

@@ -106,6 +106,8 @@ def hook() -> Iterator[Receiver]:
 
 
 def subscribe(api: Api, queue: str, subscriber: str, **options: Any) -> str:
+    """Subscribe, with the message id in each notification (opt-in) unless told otherwise."""
+    options = {"include_message_id": True, **options}
     reply = api.post(f"/v2/queues/{queue}/subscriptions", {"subscriber": subscriber, "options": options})
     assert reply.status == 201, reply.raw
     return str(reply.json["subscription_id"])
@@ -134,6 +136,16 @@ def test_a_posted_message_reaches_the_webhook_once_with_its_id_and_a_valid_signa
                         "message_id": mid, "href": f"/v2/queues/orders/messages/{mid}"}
     assert verify(subscription_secret(SIGNING_KEY, sid), got)
     assert not verify("another-secret", got)
+
+
+def test_by_default_the_notification_is_upstreams_body_exactly(api: Api, flow: Flow, hook: Receiver) -> None:
+    # upstream's receivers and its tempest tests compare the whole body: the id and href are opt-in
+    subscribe(api, "orders", hook.url, include_message_id=False)
+    api.post_messages("orders", {"order": 8}, ttl=300)
+    flow.drain()
+    (got,) = hook.wait_for(1)
+    assert got.json == {"body": {"order": 8}, "ttl": 300, "queue_name": "orders", "Message_Type": "Notification"}
+    assert got.headers["X-Zaqar-Delivery-Id"]
 
 
 def test_a_receiver_failing_twice_gets_the_message_exactly_once_after_retries(
@@ -310,11 +322,11 @@ def test_a_websocket_subscriber_gets_pushes_and_loses_its_subscription_when_it_l
                 flow = Flow(services)
                 ws = Ws(fake, project).connect()
                 assert ws("subscription_create", {"queue_name": "live"})[0] == 201
-                (mid,) = api.post_messages("live", {"tick": 1})
+                api.post_messages("live", {"tick": 1})
                 flow.drain()
                 pushed = [json.loads(frame) for frame in fake.sent[ws.id][1:]]
-                assert pushed == [{"body": {"tick": 1}, "ttl": 3600, "queue_name": "live", "Message_Type": "Notification",
-                                   "message_id": mid, "href": f"/v2/queues/live/messages/{mid}"}]
+                assert pushed == [{"body": {"tick": 1}, "ttl": 3600, "queue_name": "live",
+                                   "Message_Type": "Notification"}]
                 ws.disconnect()
                 assert api.get("/v2/queues/live/subscriptions").json["subscriptions"] == []
                 api.post_messages("live", {"tick": 2})
