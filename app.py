@@ -5,7 +5,7 @@ from typing import Any
 from chalice.app import Chalice, KinesisEvent, Rate, SQSEvent, WebsocketEvent
 
 from chalicelib.config import get_settings
-from chalicelib.transport import lambdas, rest, rest_admin, rest_messages, rest_subscriptions
+from chalicelib.transport import lambdas, rest, rest_admin, rest_messages, rest_openapi, rest_subscriptions
 from chalicelib.transport.aws import ChaliceSender, LazySession
 
 settings = get_settings()
@@ -16,6 +16,7 @@ app.register_blueprint(rest.bp)
 app.register_blueprint(rest_messages.bp)
 app.register_blueprint(rest_subscriptions.bp)
 app.register_blueprint(rest_admin.bp)
+app.register_blueprint(rest_openapi.bp)
 
 
 @app.on_ws_connect()
