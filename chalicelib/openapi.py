@@ -141,8 +141,9 @@ def _json(schema: Schema, description: str) -> Schema:
 
 
 def _errors(*codes: int) -> dict[str, Schema]:
+    """Errors any operation may answer (404 too: admin routes outside admin mode, unknown resources)."""
     error = _json(_ref("Error"), "An error: what went wrong and what to do.")
-    return {str(code): error for code in (*codes, 400, 401, 403, 500, 503)}
+    return {str(code): error for code in sorted({*codes, 400, 401, 403, 404, 500, 503})}
 
 
 def _query(name: str, schema: Schema, description: str = "") -> Schema:
