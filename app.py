@@ -33,7 +33,8 @@ def ws_message(event: WebsocketEvent) -> None:
     from chalicelib import runtime
     from chalicelib.transport import websocket
 
-    websocket.on_message(runtime.services(), ChaliceSender(app.websocket_api), event.connection_id, event.body)
+    websocket.on_frame(runtime.services, ChaliceSender(app.websocket_api), event.connection_id, event.body,
+                       request_id=event.to_dict().get("requestContext", {}).get("requestId"))
 
 
 @app.on_ws_disconnect()

@@ -16,9 +16,11 @@
      +-- UnsupportedMediaType 415
      +-- Unavailable          503  a backend could not be reached
      +-- NotConfigured        503  what the request needs is not configured (says which setting)
+     +-- InternalError        500  anything unexpected, as each transport's boundary reports it
 
 Transports turn these into responses in exactly one place each; anything
-else that escapes is a programming error and is reported as a 500.
+else that escapes is a programming error, which that same place logs (with
+its traceback) and reports as an InternalError naming the request id.
 """
 
 from __future__ import annotations
@@ -99,6 +101,17 @@ class NotConfigured(ServiceError):
 
     status = 503
     title = "Service unavailable"
+
+
+class InternalError(ServiceError):
+    """A bug or an exception nobody translated: reported with the request id the log line carries."""
+
+    status = 500
+    title = "Internal server error"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"Unexpected error: the request failed on our side. Request id: {request_id}.")
+        self.request_id = request_id
 
 
 class QueueNotFound(NotFound):

@@ -30,7 +30,7 @@ class Signed:
 
 def _digest(key: str, paths: Sequence[str], methods: Sequence[str], project: str, expires: str) -> str:
     text = _SEPARATOR.join([",".join(sorted(paths)), ",".join(sorted(methods)), project, expires])
-    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key.encode(), text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 def sign(key: str, *, project: str, paths: Sequence[str], methods: Sequence[str], expires_ms: int) -> Signed:
@@ -57,7 +57,9 @@ def verify(
         return False
     if deadline <= (time.time() if now is None else now):
         return False
-    if not hmac.compare_digest(_digest(key, paths, methods, project, expires), signature):
+    # as bytes: compare_digest refuses str with non-ASCII characters, and a signature may hold anything
+    expected = _digest(key, paths, methods, project, expires).encode()
+    if not hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass")):
         return False
     if method.upper() not in {m.upper() for m in methods}:
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from chalicelib import errors
@@ -9,7 +10,8 @@ from chalicelib.api import validation
 from chalicelib.api.context import Services
 from chalicelib.storage.pools import Pool
 
-MAX_WEIGHT = 2**32 - 1
+log = logging.getLogger(__name__)
+MAX_WEIGHT = 2**31 - 1  # the catalog's weight column is a 32-bit signed integer (PostgreSQL refuses more)
 POOL_KEYS = {"weight", "uri", "flavor", "options"}
 
 
@@ -29,9 +31,14 @@ def _reachable(services: Services, uri: str) -> None:
     from chalicelib.storage.pooling import open_store
 
     try:
-        store = open_store(uri)  # InvalidBody for a scheme no driver serves or a standalone MongoDB
+        store = open_store(uri)  # InvalidBody for a malformed URI, a scheme no driver serves or a standalone MongoDB
     except errors.Unavailable:
         raise errors.InvalidBody(f"Cannot connect to {uri}: the pool was not registered.") from None
+    except errors.ServiceError:
+        raise
+    except Exception as exc:  # the driver's own parser refused what uri_problem let through
+        log.warning("pool URI %r refused by its driver: %s", uri[:80], exc)
+        raise errors.InvalidBody(f"Pool URI {uri[:80]!r} is not usable: {exc}."[:400]) from None
     try:
         if not store.ping():
             raise errors.InvalidBody(f"Cannot connect to {uri}: the pool was not registered.")
@@ -54,7 +61,11 @@ def _pool_fields(services: Services, body: dict[str, Any], *, partial: bool) -> 
         uri = body["uri"]
         if not isinstance(uri, str) or not uri or len(uri) > 255:
             raise errors.InvalidBody("uri must be a pool URI of at most 255 characters.")
-        _reachable(services, uri)
+        from chalicelib.storage.pooling import uri_problem
+
+        problem = uri_problem(uri)
+        if problem is not None:
+            raise errors.InvalidBody(f"uri {uri[:80]!r} is not a usable pool URI: {problem}.")
         fields["uri"] = uri
     if "flavor" in body:
         flavor = body["flavor"]
@@ -65,6 +76,8 @@ def _pool_fields(services: Services, body: dict[str, Any], *, partial: bool) -> 
         fields["flavor"] = flavor
     if "options" in body:
         fields["options"] = validation.json_object(body["options"], "pool options")
+    if "uri" in fields:
+        _reachable(services, fields["uri"])  # last: the only check that connects to anything
     return fields
 
 

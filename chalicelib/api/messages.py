@@ -18,6 +18,7 @@ from chalicelib.api.queues import ensure_queue
 from chalicelib.storage import base
 
 log = logging.getLogger(__name__)
+MAX_MARKER = 2**63 - 1  # a marker is a message's position in its queue, a signed 64-bit number (MongoDB's too)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +216,8 @@ def message_list(
     include_delayed: bool,
 ) -> MessagePage:
     validation.queue_name(queue, services.settings.limits)
-    if marker is not None and not marker.isdigit():
+    if marker is not None and not (marker.isascii() and marker.isdigit() and len(marker) <= 20
+                                   and int(marker) <= MAX_MARKER):
         raise errors.Invalid(f"Invalid marker {marker[:40]!r}: use the marker of a next link.")
     store = services.pooling.lookup(project=caller.project, queue=queue)
     if store is None:

@@ -147,7 +147,7 @@ def queue_purge(services: Services, caller: Caller, name: str, body: Any) -> Out
         if unknown:
             raise errors.InvalidBody(f"Unknown purge option(s): {', '.join(sorted(unknown))}.")
         types = body.get("resource_types")
-        if not isinstance(types, list) or not types or not all(t in kinds for t in types):
+        if not isinstance(types, list) or not types or not all(isinstance(t, str) and t in kinds for t in types):
             raise errors.InvalidBody('resource_types must be a non-empty list of "messages" and "subscriptions".')
         kinds = set(types)
     store = _store(services, caller, name)
@@ -239,6 +239,8 @@ def apply_patch(current: Mapping[str, Any], patch: Any) -> dict[str, Any]:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise errors.InvalidBody('Each patch operation must be an object with "op" and "path".')
         kind = op["op"]
+        if not isinstance(kind, str):
+            raise errors.InvalidBody('The "op" of a patch operation must be add, replace or remove.')
         key = _pointer_key(op["path"])
         if kind in {"add", "replace"}:
             if "value" not in op:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ MIN_TTL = 60
 MAX_TTL = 2**31 - 1
 DEFAULT_TTL = 3600
 PATCHABLE = {"subscriber", "ttl", "options"}
+WITH_MESSAGE_ID = "include_message_id"  # the option notify.payloads reads
 WEBHOOK_SCHEMES = frozenset({"http", "https"}) | trust.SCHEMES
 
 
@@ -47,6 +49,9 @@ def check_subscriber(value: Any) -> str:
         raise errors.InvalidBody("subscriber must be a URI: http://, https://, trust+http(s):// or mailto:.")
     if len(value) > MAX_SUBSCRIBER_LEN:
         raise errors.InvalidBody(f"subscriber may be at most {MAX_SUBSCRIBER_LEN} characters long.")
+    if any(unicodedata.category(c) in {"Cc", "Cs"} for c in value):
+        raise errors.InvalidBody(f"subscriber {value[:80]!a} contains a control character or a lone surrogate: "
+                                 "percent-encode it.")
     try:
         parts = urlsplit(value)
         netloc, _port = parts.netloc, parts.port
@@ -54,6 +59,9 @@ def check_subscriber(value: Any) -> str:
         raise errors.InvalidBody(f"subscriber {value[:80]!r} is not a valid URI ({exc}).") from None
     scheme = parts.scheme.lower()
     if scheme in WEBHOOK_SCHEMES and netloc:
+        shape = addresses.authority_problem(netloc)
+        if shape is not None:
+            raise errors.InvalidBody(f"subscriber {value[:80]!r} is not a valid URI ({shape}).")
         return value  # the address is checked again when delivering, after resolving
     if scheme == "mailto" and "@" in parts.path:
         return value
@@ -87,6 +95,8 @@ def _check_options(value: Any) -> dict[str, Any]:
         retry_policy.check(value["_retry_policy"], "Subscription")
     if value.get("post_headers") is not None:
         rules.check_post_headers(value["post_headers"])
+    if value.get(WITH_MESSAGE_ID) is not None and not isinstance(value[WITH_MESSAGE_ID], bool):
+        raise errors.InvalidBody(f"options.{WITH_MESSAGE_ID} must be true or false.")
     rules.check_post_data(value.get("post_data"))
     return value
 

@@ -19,6 +19,7 @@ from chalicelib.storage.base import QueueSettings
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 MAX_ID_LEN = 64
+MAX_CLAIM_COUNT = 2**31 - 1  # stored as a number by every pool kind (MongoDB refuses integers beyond 64 bits)
 
 
 def queue_name(name: str, limits: Limits) -> str:
@@ -164,6 +165,6 @@ def queue_settings(metadata: Mapping[str, Any], limits: Limits, *, encryption_av
         max_post_size=opt_int("_max_messages_post_size", 1, limits.max_messages_post_size),
         dead_letter_queue=dlq,
         dead_letter_ttl=opt_int("_dead_letter_queue_messages_ttl", limits.min_message_ttl, limits.max_message_ttl),
-        max_claim_count=opt_int("_max_claim_count", 1, None),
+        max_claim_count=opt_int("_max_claim_count", 1, MAX_CLAIM_COUNT),
         encrypted=encrypt,
     )

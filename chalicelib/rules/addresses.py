@@ -226,12 +226,35 @@ def literal_refusal(url: str, *, allow_loopback: bool) -> str | None:
         return f"the URL cannot be parsed ({exc})"
     if not host:
         return "the URL has no host"
+    shape = authority_problem(parts.netloc)
+    if shape is not None:
+        return shape
     if port is not None and not 1 <= port <= 65535:
         return f"the port {port} is outside 1..65535"
     ip = literal_ip(host)
     if ip is None:
         return name_problem(host)
     return _literal_reason(host, ip, allow_loopback=allow_loopback)
+
+
+def authority_problem(netloc: str) -> str | None:
+    """What is malformed in a URL's ``[userinfo@]host[:port]`` that :func:`urllib.parse.urlsplit` lets
+    through: text after an IPv6 literal's bracket, stray brackets, IPvFuture literals, control characters."""
+    if any(unicodedata.category(c) == "Cc" for c in netloc):
+        return "the URL's host contains a control character"
+    hostport = netloc.rpartition("@")[2]
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end == -1:
+            return "the URL's IPv6 address lacks its closing bracket"
+        if hostport[1:2].lower() == "v":
+            return f"{hostport[: end + 1][:60]!r} is an IPvFuture address, which is not supported"
+        rest = hostport[end + 1 :]
+        if rest and not (rest.startswith(":") and all(c in "0123456789" for c in rest[1:])):
+            return f"{rest[:20]!r} follows the URL's IPv6 address"
+    elif "[" in hostport or "]" in hostport:
+        return "the URL has a bracket outside an IPv6 address"
+    return None
 
 
 def _literal_reason(host: str, ip: IPAddress, *, allow_loopback: bool) -> str | None:

@@ -35,7 +35,7 @@ OUR_HEADERS = frozenset({SIGNATURE_HEADER.lower(), DELIVERY_ID_HEADER.lower()})
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 tchar
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
-_ADDRESS = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\".]+(\.[^@\s,;<>\".]+)*")
+_ADDRESS = re.compile(r"[^@\s,;<>\"\[\]]+@[^@\s,;<>\".\[\]]+(\.[^@\s,;<>\".\[\]]+)*")  # no address literals
 _RECIPIENT_FIELDS = frozenset({"to", "cc", "bcc"})
 
 

@@ -22,6 +22,8 @@ STEP = 5  # seconds between backoff steps, upstream's LINEAR_INTERVAL
 FUNCTIONS = ("linear", "arithmetic", "geometric", "exponential")
 _INT_KEYS = ("retries_with_no_delay", "minimum_delay_retries", "minimum_delay", "maximum_delay",
              "maximum_delay_retries")
+_COUNT_KEYS = ("retries_with_no_delay", "minimum_delay_retries", "maximum_delay_retries")
+MAX_RETRIES = 100  # per phase (SNS allows 100 retries in all)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +78,9 @@ def check(raw: Any, where: str) -> dict[str, Any]:
         value = raw.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise errors.InvalidBody(f"{where} _retry_policy.{key} must be a non-negative integer.")
+        if key in _COUNT_KEYS and isinstance(value, int) and value > MAX_RETRIES:
+            # each retry is a list entry and an SQS message: a huge count would exhaust the notifier
+            raise errors.InvalidBody(f"{where} _retry_policy.{key} may be at most {MAX_RETRIES}.")
     function = raw.get("retry_backoff_function")
     if function is not None and function not in FUNCTIONS:
         raise errors.InvalidBody(f"{where} _retry_policy.retry_backoff_function must be one of {', '.join(FUNCTIONS)}.")
@@ -94,6 +99,9 @@ def check(raw: Any, where: str) -> dict[str, Any]:
 
 def _build(raw: Mapping[str, Any]) -> RetryPolicy:
     fields = {k: v for k, v in raw.items() if k in RetryPolicy.__dataclass_fields__ and v is not None}
+    for key in _COUNT_KEYS:  # a policy stored before counts were bounded cannot make the notifier allocate more
+        if isinstance(fields.get(key), int):
+            fields[key] = min(fields[key], MAX_RETRIES)
     return RetryPolicy(**fields)
 
 

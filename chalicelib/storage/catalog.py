@@ -9,6 +9,7 @@ them (the local stack and tests do so at start, deployments as a step).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from chalicelib.storage.pools import DEFAULT_POOL, Pool
 
 __all__ = ["DEFAULT_POOL", "Catalog", "Pool", "metadata"]
 
+log = logging.getLogger(__name__)
 metadata = sa.MetaData()
 
 pools = sa.Table(
@@ -51,8 +53,20 @@ queues = sa.Table(
     sa.Column("flavor", sa.String(64), nullable=True),
 )
 
-def _unavailable(exc: Exception) -> errors.Unavailable:
-    return errors.Unavailable("The catalog database could not be reached.")
+def database_error(exc: Exception, unreachable: str) -> errors.ServiceError:
+    """What a failed catalog statement means for the client.
+
+    A value the database refuses (too long, out of range, a character it cannot store) is the request's
+    fault, not an outage: the transports screen such input first, this keeps the last word right."""
+    if isinstance(exc, sa_exc.DataError):
+        log.warning("the catalog refused a value: %s", exc.orig)
+        return errors.Invalid("A value of this request cannot be stored: it is too long, out of range or holds "
+                              "characters the catalog refuses.")
+    return errors.Unavailable(unreachable)
+
+
+def _unavailable(exc: Exception) -> errors.ServiceError:
+    return database_error(exc, "The catalog database could not be reached.")
 
 
 class Catalog:

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from chalicelib import errors
-from chalicelib.storage.catalog import Catalog, flavors, pools, queues
+from chalicelib.storage.catalog import Catalog, database_error, flavors, pools, queues
 from chalicelib.storage.pools import Pool
 
 
-def _unavailable(exc: Exception) -> errors.Unavailable:
-    return errors.Unavailable("The catalog database could not be reached.")
+def _unavailable(exc: Exception) -> errors.ServiceError:
+    return database_error(exc, "The catalog database could not be reached.")
 
 
 def _pool(row: Any) -> Pool:

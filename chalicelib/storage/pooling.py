@@ -22,8 +22,87 @@ if TYPE_CHECKING:
     from chalicelib.storage.catalog import Catalog
 
 
+SCHEMES = ("redis", "rediss", "unix", "mongodb", "mongodb+srv")
+
+
+def _port_problem(port: str) -> str | None:
+    if not port.isascii() or not port.isdigit():
+        return f"the port {port[:20]!r} is not a number"
+    if not 1 <= int(port) <= 65535:
+        return f"the port {int(port) if len(port) < 10 else port[:10] + '...'} is outside 1..65535"
+    return None
+
+
+def _host_problem(host_port: str, *, port_allowed: bool = True) -> str | None:
+    """One ``host[:port]`` of a pool URI: a name or a bracketed IPv6 address, and a port in range."""
+    import ipaddress
+
+    if host_port.startswith("["):
+        end = host_port.find("]")
+        if end == -1:
+            return "an IPv6 address lacks its closing bracket"
+        try:
+            ipaddress.IPv6Address(host_port[1:end].split("%", 1)[0])
+        except ValueError:
+            return f"{host_port[: end + 1][:60]!r} is not an IPv6 address"
+        host, rest = host_port[: end + 1], host_port[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return f"{rest[:20]!r} follows the IPv6 address"
+        port = rest[1:] if rest else None
+    else:
+        host, _, port_text = host_port.partition(":")
+        port = port_text if ":" in host_port else None
+        if not host:
+            return "a host is empty"
+        if any(c in "[]" for c in host_port):
+            return "a bracket is not around an IPv6 address"
+    if port is not None:
+        if not port_allowed:
+            return "mongodb+srv URIs take no port"
+        return _port_problem(port)
+    return None
+
+
+def uri_problem(uri: str) -> str | None:
+    """Why ``uri`` cannot be a pool URI (malformed, or a scheme no driver serves), or None.
+
+    Checked before any driver sees it: a driver's own parser fails in its own ways."""
+    if not uri or any(c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in uri):
+        return "the URI is empty or contains a space or a control character"
+    scheme, colon, rest = uri.partition(":")
+    if not colon or scheme.lower() not in SCHEMES:
+        return (f"the scheme {scheme[:20]!r} is not supported (use redis, rediss, unix, mongodb or mongodb+srv)"
+                if colon else "the URI has no scheme (use redis, rediss, unix, mongodb or mongodb+srv)")
+    scheme = scheme.lower()
+    if not rest.startswith("//"):
+        return f"a {scheme} URI starts with {scheme}://"
+    authority = rest[2:].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    path = rest[2 + len(authority):].split("?", 1)[0]
+    if scheme == "unix":
+        return None if path.strip("/") else "a unix URI names the socket's path (unix:///path/to/redis.sock)"
+    hosts = authority.rpartition("@")[2]
+    if not hosts:
+        return "the URI names no host"
+    if scheme.startswith("redis"):
+        problem = _host_problem(hosts)
+        if problem is None and path.strip("/") and not (path.strip("/").isascii() and path.strip("/").isdigit()):
+            problem = f"the database {path.strip('/')[:20]!r} is not a number"
+        return problem
+    listed = hosts.split(",")
+    if scheme == "mongodb+srv" and len(listed) > 1:
+        return "a mongodb+srv URI names exactly one host"
+    for host in listed:
+        problem = _host_problem(host, port_allowed=scheme == "mongodb")
+        if problem is not None:
+            return problem
+    return None
+
+
 def open_store(uri: str) -> MessageStore:
     """A driver for a pool URI, chosen by its scheme."""
+    problem = uri_problem(uri)
+    if problem is not None:
+        raise errors.InvalidBody(f"Pool URI {uri[:80]!r} is not usable: {problem}.")
     scheme = uri.split(":", 1)[0].lower()
     if scheme in {"redis", "rediss", "unix"}:
         from chalicelib.storage.redis.driver import RedisStore
@@ -33,7 +112,7 @@ def open_store(uri: str) -> MessageStore:
         from chalicelib.storage.mongodb.driver import MongoStore
 
         return MongoStore(uri)
-    raise errors.InvalidBody(
+    raise errors.InvalidBody(  # not reached: uri_problem refuses other schemes
         f"Pool URI scheme {scheme!r} is not supported (use redis, rediss, unix, mongodb or mongodb+srv)."
     )
 

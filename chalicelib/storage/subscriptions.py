@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 
 from chalicelib import errors
 from chalicelib.storage.base import Subscription
-from chalicelib.storage.catalog import Catalog, metadata
+from chalicelib.storage.catalog import Catalog, database_error, metadata
 
 subscriptions = sa.Table(
     "subscriptions",
@@ -64,8 +64,8 @@ def _row(row: Any) -> Subscription:
     )
 
 
-def _unavailable(exc: Exception) -> errors.Unavailable:
-    return errors.Unavailable("The subscription catalog could not be reached.")
+def _unavailable(exc: Exception) -> errors.ServiceError:
+    return database_error(exc, "The subscription catalog could not be reached.")
 
 
 class SubscriptionStore:

@@ -1,26 +1,30 @@
 """The Zaqar v2 REST transport: HTTP in, one api call, HTTP out.
 
 Each view parses its input, makes one call into ``chalicelib.api`` and
-renders the result. Domain errors become Zaqar's ``{"title",
-"description"}`` bodies in :func:`zaqar_view` (Chalice turns other exceptions
-raised in a view into a 500 before any middleware could map them).
+renders the result. Every error answers Zaqar's ``{"title",
+"description"}``: :func:`zaqar_view` screens the headers, query and path
+(:mod:`chalicelib.api.inputs`) before the view runs, turns domain errors
+into their responses and anything else into a 500 naming the request id
+(the traceback goes to the log); the :func:`zaqar_errors` middleware, around
+Chalice's own routing and every view, does the same for what escapes or
+what Chalice answers itself (405, 415, its own 500s).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from chalice.app import Blueprint, Request, Response
+from chalice.app import Blueprint, ChaliceViewError, Request, Response
 
 from chalicelib import errors, observability, runtime
-from chalicelib.api import health, queues, share, validation
+from chalicelib.api import health, inputs, queues, share, validation
 from chalicelib.api.context import Caller, Services
 from chalicelib.transport import auth, home, render
 
@@ -33,6 +37,14 @@ JSON = "application/json"
 # -- plumbing ----------------------------------------------------------------
 
 
+REQUEST_ID_HEADER = "X-Openstack-Request-Id"
+_request_ids: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
+_TITLES = {400: errors.Invalid.title, 401: errors.Unauthorized.title, 403: errors.Forbidden.title,
+           404: errors.NotFound.title, 405: errors.MethodNotAllowed.title, 406: errors.NotAcceptable.title,
+           409: errors.Conflict.title, 413: errors.PayloadTooLarge.title, 415: errors.UnsupportedMediaType.title,
+           503: errors.Unavailable.title}
+
+
 def error_response(exc: errors.ServiceError) -> Response:
     headers: dict[str, str | list[str]] = {"Content-Type": JSON}
     if isinstance(exc, errors.MethodNotAllowed):
@@ -40,22 +52,89 @@ def error_response(exc: errors.ServiceError) -> Response:
     return Response({"title": exc.title, "description": exc.description}, headers=headers, status_code=exc.status)
 
 
+def request_id() -> str:
+    """This request's id as Zaqar shows it (``req-`` and API Gateway's or Lambda's id), made once per request."""
+    request = getattr(bp, "current_request", None)  # None when the event was no API Gateway request
+    if not isinstance(request, Request):
+        return f"req-{uuid.uuid4()}"
+    found = _request_ids.get(request)
+    if found is None:
+        given = request.context.get("requestId") or getattr(bp.lambda_context, "aws_request_id", None)
+        found = _request_ids[request] = f"req-{given if isinstance(given, str) and given else uuid.uuid4()}"
+    return found
+
+
+def screen(request: Request, path_parts: dict[str, Any]) -> None:
+    """Refuse (400) headers, query parameters and path parts no backend could store."""
+    inputs.check_headers(request.headers.items())
+    params = request.query_params
+    if params is not None:
+        inputs.check_query({name: [str(v) for v in params.getlist(name)] for name in params})
+    inputs.check_path({name: value for name, value in path_parts.items() if isinstance(value, str)})
+
+
 def zaqar_view(view: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         started = time.perf_counter()
+        rid = request_id()
         try:
+            screen(current_request(), kwargs)
             response = view(*args, **kwargs)
         except errors.ServiceError as exc:
             if exc.status >= 500:
                 log.warning("%s %s: %s", current_request().method, current_request().context.get("path"), exc.description)
             response = error_response(exc)
-        request_id = current_request().context.get("requestId") or getattr(bp.lambda_context, "aws_request_id", None)
-        response.headers["X-Openstack-Request-Id"] = f"req-{request_id or uuid.uuid4()}"
-        _log_request(view.__name__, response.status_code, started, request_id, kwargs.get("queue_name"))
+        except ChaliceViewError as exc:  # Chalice's own errors (BadRequestError...), with their status
+            response = _translated(Response({"Code": type(exc).__name__, "Message": str(exc)},
+                                            status_code=exc.STATUS_CODE))
+        except Exception:  # a bug: the traceback to the log, the request id to the client
+            log.exception("%s %s failed (%s)", current_request().method, current_request().context.get("path"), rid)
+            response = error_response(errors.InternalError(rid))
+        response.headers[REQUEST_ID_HEADER] = rid
+        queue = kwargs.get("queue_name")
+        _log_request(view.__name__, response.status_code, started, rid[4:], queue if isinstance(queue, str) else None)
         return response
 
     return wrapper
+
+
+def _zaqar_shaped(response: Response) -> bool:
+    body = response.body
+    return isinstance(body, dict) and set(body) == {"title", "description"}
+
+
+@bp.middleware("http")
+def zaqar_errors(request: Request | None, get_response: Callable[[Request | None], Response]) -> Response:
+    """The REST boundary around Chalice's routing and every view: whatever fails, or whatever Chalice
+    answers itself (405, 415, its 500s, in its ``{"Code", "Message"}`` body), answers in Zaqar's format."""
+    try:
+        response = get_response(request)
+    except Exception:
+        rid = request_id()
+        log.exception("%s %s failed (%s)", getattr(request, "method", "?"), getattr(request, "path", "?"), rid)
+        response = error_response(errors.InternalError(rid))
+    if response.status_code >= 400 and not _zaqar_shaped(response):
+        response = _translated(response)
+    if REQUEST_ID_HEADER not in response.headers:
+        response.headers[REQUEST_ID_HEADER] = request_id()
+    return response
+
+
+def _translated(response: Response) -> Response:
+    """A response Chalice made, in Zaqar's format (Chalice has logged the traceback of its 500s)."""
+    status = response.status_code
+    if status >= 500 and status != 503:
+        return error_response(errors.InternalError(request_id()))
+    body = response.body
+    message = body.get("Message") if isinstance(body, dict) else None
+    description = str(message) if message else "The request cannot be served."
+    headers: dict[str, str | list[str]] = {"Content-Type": JSON}
+    allow = response.headers.get("Allow")
+    if allow is not None:
+        headers["Allow"] = allow
+    title = _TITLES.get(status, errors.Invalid.title if status < 500 else errors.InternalError.title)
+    return Response({"title": title, "description": description}, headers=headers, status_code=status)
 
 
 def _log_request(operation: str, status: int, started: float, request_id: str | None, queue: str | None) -> None:
@@ -108,26 +187,37 @@ def params_of() -> dict[str, str]:
 
 
 def _raw() -> bytes:
-    raw = current_request().raw_body
+    try:
+        raw = current_request().raw_body
+    except UnicodeError:
+        raise errors.InvalidBody("The request body contains a lone surrogate: it is not UTF-8 text.") from None
+    except ValueError:  # binascii.Error: a body API Gateway marked base64 that is not
+        raise errors.InvalidBody("The request body is not valid base64, as isBase64Encoded says it is.") from None
     if isinstance(raw, str):
-        return raw.encode()
+        try:
+            return raw.encode()
+        except UnicodeEncodeError:
+            raise errors.InvalidBody("The request body contains a lone surrogate: it is not UTF-8 text.") from None
     return raw or b""
 
 
 def read_body(optional: bool = False) -> tuple[Any, int]:
-    """The JSON body and its size in bytes; None for an empty optional body."""
+    """The JSON body and its size in bytes; None for an empty optional body.
+
+    Checked by :func:`chalicelib.api.inputs.parse_json`: UTF-8, not nested
+    too deep (scanned before parsing), every string and key storable."""
     raw = _raw()
     content_type = (header("content-type") or "").lower()
     if raw and content_type.startswith("application/x-www-form-urlencoded"):
         raise errors.Invalid("Form-encoded bodies are not accepted: send JSON.")
+    if len(raw) > inputs.MAX_BODY_BYTES:
+        raise errors.InvalidBody(f"Request bodies may be at most {inputs.MAX_BODY_BYTES} bytes; "
+                                 f"this one has {len(raw)}.")
     if not raw.strip():
         if optional:
             return None, 0
         raise errors.InvalidBody("The request body is empty; a JSON document is expected.")
-    try:
-        return json.loads(raw), len(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.InvalidBody(f"The request body is not valid JSON: {exc}.") from None
+    return inputs.parse_json(raw, "The request body"), len(raw)
 
 
 def who(services: Services) -> tuple[Caller, auth.Identity]:

@@ -3,9 +3,13 @@
 A frame is ``{"action", "headers", "body"}``; the reply is ``{"request":
 <the request with "api": "v2">, "body": ..., "headers": {"status": N}}``.
 Each action is one call into ``chalicelib.api``, the same call REST makes.
-Errors answer ``{"exception", "error"}`` with a status, and the connection
-stays usable. Frames are text (API Gateway refuses binary frames) and at
-most 128 KB, API Gateway's limit for one message.
+Errors answer ``{"exception", "error"}`` with a status (Zaqar's websocket
+error body), and the connection stays usable: :func:`on_frame` is the
+boundary, every frame gets exactly one reply whatever fails (anything
+unexpected is a 500 naming the request id, its traceback in the log).
+Frames are text (API Gateway refuses binary frames), at most 128 KB, API
+Gateway's limit for one message, and checked like REST input
+(:mod:`chalicelib.api.inputs`) before any action runs.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import dataclasses
 import json
 import logging
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from chalicelib import errors, observability
-from chalicelib.api import subscriptions
+from chalicelib.api import inputs, subscriptions
 from chalicelib.api.context import Services
 from chalicelib.transport import auth
 from chalicelib.transport.ws_actions import ACTIONS, Frame
@@ -105,18 +111,41 @@ def _failure(request: dict[str, Any], exc: errors.ServiceError) -> Answer:
                   close=isinstance(exc, AuthenticationExpired))
 
 
-def answer(services: Services, connection_id: str, text: str) -> Answer:
-    """The reply to one frame; never raises for anything the client sent."""
-    if len(text.encode()) > MAX_FRAME_BYTES:
+def answer(services: Services, connection_id: str, text: str, *, request_id: str | None = None) -> Answer:
+    """The reply to one frame; never raises, whatever the frame holds or whatever fails."""
+    request: dict[str, Any] = {}
+    try:
+        return _answer(services, connection_id, text, request)
+    except Exception:  # a bug: say so with the request id, and log the traceback
+        rid = f"req-{request_id or uuid.uuid4()}"
+        log.exception("websocket %s on %s failed (%s)", str(request.get("action"))[:64], connection_id, rid)
+        return _internal(request, rid)
+
+
+def _internal(request: dict[str, Any], request_id: str) -> Answer:
+    error = errors.InternalError(request_id)
+    try:
+        return _reply(request, 500, {"exception": type(error).__name__, "error": error.description})
+    except Exception:  # the request itself cannot be echoed
+        return _reply({}, 500, {"exception": type(error).__name__, "error": error.description})
+
+
+def _answer(services: Services, connection_id: str, text: str, request: dict[str, Any]) -> Answer:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
         return _failure({}, errors.PayloadTooLarge(
             f"A websocket message may be at most {MAX_FRAME_BYTES} bytes (API Gateway's limit); "
             "post large batches over REST."))
     try:
-        request = json.loads(text)
-    except ValueError as exc:
-        return _failure({}, errors.Invalid(f"Can't decode text (JSON) request: {exc}."))
-    if not isinstance(request, dict):
+        # one more level than REST bodies, for the envelope: the same documents fit both transports
+        parsed = inputs.parse_json(text, "the frame", depth=inputs.MAX_JSON_DEPTH + 1)
+    except errors.InvalidBody as exc:
+        described = exc.description
+        if "not valid JSON" in described:
+            described = f"Can't decode text (JSON) request: {described}"  # upstream's words
+        return _failure({}, errors.Invalid(described[:1].upper() + described[1:]))
+    if not isinstance(parsed, dict):
         return _failure({}, errors.Invalid("A request must be a JSON object with action, headers and body."))
+    request.update(parsed)
     name = request.get("action")
     action = ACTIONS.get(name) if isinstance(name, str) else None
     if action is None:
@@ -130,9 +159,6 @@ def answer(services: Services, connection_id: str, text: str) -> Answer:
         if exc.status >= 500:
             log.warning("websocket %s: %s", request.get("action"), exc.description)
         return _failure(request, exc)
-    except Exception:  # a bug: say so without details, and log it (REST gets Chalice's 500)
-        log.exception("websocket %s failed", request.get("action"))
-        return _reply(request, 500, {"exception": "InternalError", "error": "Unexpected error."})
     return _reply(request, status, body, project=frame.project)
 
 
@@ -143,19 +169,53 @@ def on_connect(services: Services, connection_id: str, source_ip: str) -> None:
     services.connections.open(connection_id, now_ms=int(time.time() * 1000), source_ip=source_ip)
 
 
-def on_message(services: Services, sender: Sender, connection_id: str, text: str) -> None:
+def on_message(services: Services, sender: Sender, connection_id: str, text: str, *,
+               request_id: str | None = None) -> None:
     started = time.perf_counter()
-    reply = answer(services, connection_id, text)
-    if services.settings.request_log:
-        observability.emit(observability.request_record(
-            transport="websocket", operation=str(reply.action), status=reply.status,
-            latency_ms=(time.perf_counter() - started) * 1000, request_id=connection_id, project=reply.project,
-            queue=reply.queue,
-        ))
+    reply = answer(services, connection_id, text, request_id=request_id)
+    try:
+        if services.settings.request_log:
+            observability.emit(observability.request_record(
+                transport="websocket", operation=str(reply.action), status=reply.status,
+                latency_ms=(time.perf_counter() - started) * 1000, request_id=connection_id,
+                project=reply.project, queue=reply.queue,
+            ))
+    except Exception:
+        log.exception("websocket request log failed (%s)", request_id)
     if not sender.send(connection_id, reply.text):
         on_disconnect(services, connection_id)  # gone: clean up now rather than retry
     elif reply.close:
         sender.close(connection_id)  # as upstream closes at token expiry (API Gateway sets no close code)
+
+
+def on_frame(services: Callable[[], Services], sender: Sender, connection_id: str, text: str | None, *,
+             request_id: str | None = None) -> None:
+    """The ``$default`` route's boundary: exactly one reply per frame, and nothing raised to API Gateway
+    (which would close the connection, or answer in its own format). Services that cannot be built
+    answer their 503; anything else unexpected a 500 with the request id."""
+    request_id = request_id or str(uuid.uuid4())
+    rid = f"req-{request_id}"
+    try:
+        built = services()
+    except errors.ServiceError as exc:
+        log.warning("websocket frame on %s: %s", connection_id, exc.description)
+        _send_quietly(sender, connection_id, _failure({}, exc).text)
+        return
+    except Exception:
+        log.exception("websocket frame on %s failed (%s)", connection_id, rid)
+        _send_quietly(sender, connection_id, _internal({}, rid).text)
+        return
+    try:
+        on_message(built, sender, connection_id, text if isinstance(text, str) else "", request_id=request_id)
+    except Exception:  # sending or cleaning up failed: the reply may be lost, the connection is not
+        log.exception("websocket frame on %s failed (%s)", connection_id, rid)
+
+
+def _send_quietly(sender: Sender, connection_id: str, text: str) -> None:
+    try:
+        sender.send(connection_id, text)
+    except Exception:
+        log.exception("websocket reply to %s could not be sent", connection_id)
 
 
 def on_disconnect(services: Services, connection_id: str) -> None:

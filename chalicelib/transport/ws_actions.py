@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import claims, messages, queues, subscriptions, validation
+from chalicelib.api import claims, inputs, messages, queues, subscriptions, validation
 from chalicelib.api.context import Caller, Services
 from chalicelib.transport import auth, render
 
@@ -35,6 +35,7 @@ class Frame:
             body = {}
         if not isinstance(body, dict):
             raise errors.Invalid('The frame "body" must be a JSON object.')
+        inputs.check_headers(headers.items())  # as REST's: no control characters in names or values
         self.headers: dict[str, Any] = {str(k).lower(): v for k, v in headers.items()}
         self.body: dict[str, Any] = body
 
@@ -208,9 +209,10 @@ def _message_post(frame: Frame) -> Reply:
 
 def _message_delete(frame: Frame) -> Reply:
     claim_id = frame.field("claim_id")
+    if claim_id is not None and not isinstance(claim_id, str):
+        raise errors.Invalid("claim_id must be the claim's id, a string.")
     messages.message_delete(
-        frame.services, frame.caller, frame.text("queue_name"), frame.text("message_id"),
-        claim_id=None if claim_id is None else str(claim_id),
+        frame.services, frame.caller, frame.text("queue_name"), frame.text("message_id"), claim_id=claim_id,
     )
     return 204, {}
 
