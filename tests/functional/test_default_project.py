@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-import app as app_module
 from chalicelib.api.context import Services
 from chalicelib.config import Settings
 from tests.conftest import make_settings
 from tests.functional.conftest import Api
-from tests.functional.test_websocket import FakeManagementApi, FakeSession, Ws
+from tests.functional.test_websocket import FakeManagementApi, Ws, fake_management
 
 UNSET = pytest.mark.parametrize("default_project", [None])
 
@@ -38,12 +37,8 @@ def settings(tmp_path: Path, redis_url: str, default_project: str | None) -> Set
 
 @pytest.fixture
 def management(services: Services) -> Iterator[FakeManagementApi]:
-    api = app_module.app.websocket_api
-    fake = FakeManagementApi()
-    saved = (api.session, api._client, api._endpoint)
-    api.session, api._client, api._endpoint = FakeSession(fake), None, None
-    yield fake
-    api.session, api._client, api._endpoint = saved
+    with fake_management() as fake:
+        yield fake
 
 
 def test_rest_requests_without_x_project_id_act_for_the_default_project(chalice_client: Client, project: str) -> None:

@@ -28,7 +28,7 @@ from chalicelib.transport.ws_actions import ACTIONS
 from infra.local.gateway import LambdaContext
 from tests.conftest import MONGO_POOL, make_settings
 from tests.functional.hostile import Hostile, deep
-from tests.functional.test_websocket import FakeManagementApi, FakeSession, _event
+from tests.functional.test_websocket import FakeManagementApi, _event, fake_management
 
 SEED = int(os.environ.get("FUZZ_SEED", "20260602"))
 FRAMES = int(4000 * float(os.environ.get("FUZZ_SCALE", "1")))  # per pool kind
@@ -70,12 +70,8 @@ def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
 
 @pytest.fixture
 def management(services: Services) -> Iterator[FakeManagementApi]:
-    api = app_module.app.websocket_api
-    fake = FakeManagementApi()
-    saved = (api.session, api._client, api._endpoint)
-    api.session, api._client, api._endpoint = FakeSession(fake), None, None
-    yield fake
-    api.session, api._client, api._endpoint = saved
+    with fake_management() as fake:
+        yield fake
 
 
 class FrameFuzzer:

@@ -29,7 +29,7 @@ from infra.local.gateway import LambdaContext
 from tests.conftest import MONGO_POOL, make_settings
 from tests.functional.conftest import Api, Reply
 from tests.functional.hostile import api_event, deep
-from tests.functional.test_websocket import FakeManagementApi, FakeSession, Ws
+from tests.functional.test_websocket import FakeManagementApi, Ws, fake_management
 
 ADMIN = {"X-Roles": "admin"}
 LIMIT = inputs.MAX_JSON_DEPTH
@@ -471,12 +471,8 @@ def test_a_value_postgresql_refuses_is_a_400_not_an_outage(postgres_url: str) ->
 
 @pytest.fixture
 def management(services: Services) -> Iterator[FakeManagementApi]:
-    api = app_module.app.websocket_api
-    fake = FakeManagementApi()
-    saved = (api.session, api._client, api._endpoint)
-    api.session, api._client, api._endpoint = FakeSession(fake), None, None
-    yield fake
-    api.session, api._client, api._endpoint = saved
+    with fake_management() as fake:
+        yield fake
 
 
 @pytest.fixture

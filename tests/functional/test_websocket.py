@@ -4,6 +4,7 @@ replaced by a fake that records what was sent."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import uuid
@@ -55,14 +56,23 @@ class FakeSession:
         return self._client
 
 
-@pytest.fixture
-def management(services: Services) -> Iterator[FakeManagementApi]:
+@contextlib.contextmanager
+def fake_management() -> Iterator[FakeManagementApi]:
+    """The app's websocket API pointed at a recording fake of the management API, until the block ends."""
     api = app_module.app.websocket_api
     fake = FakeManagementApi()
     saved = (api.session, api._client, api._endpoint)
     api.session, api._client, api._endpoint = FakeSession(fake), None, None
-    yield fake
-    api.session, api._client, api._endpoint = saved
+    try:
+        yield fake
+    finally:
+        api.session, api._client, api._endpoint = saved
+
+
+@pytest.fixture
+def management(services: Services) -> Iterator[FakeManagementApi]:
+    with fake_management() as fake:
+        yield fake
 
 
 def _event(name: str, connection_id: str, body: str | None = None) -> dict[str, Any]:
