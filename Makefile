@@ -10,9 +10,11 @@ TEMPEST_VENV := .venv-tempest
 FUNCTIONAL_VENV := .venv-zaqar-functional
 CONFORMANCE := tests/conformance
 
+# pip prints each package as it goes (no --quiet): the first install takes a few minutes
 $(STAMP): requirements.txt requirements-dev.txt
+	@echo "==> Installing the pinned packages of requirements-dev.txt into $(VENV) (first time only: about 4 minutes; pip lists each package below)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -53,6 +55,7 @@ bench-budget: $(STAMP)
 ## bench-upstream: the same benchmark, also run against upstream Zaqar 23.0.1 under uWSGI (4 processes)
 UPSTREAM := .venv-upstream
 $(UPSTREAM)/.installed:
+	@echo "==> Installing upstream Zaqar 23.0.1 and uWSGI into $(UPSTREAM) (first time only: a few minutes)"
 	test -x $(UPSTREAM)/bin/python || $(PYTHON) -m venv $(UPSTREAM)
 	$(UPSTREAM)/bin/python -m pip install --quiet --disable-pip-version-check zaqar==23.0.1 pyuwsgi==2.0.30.post1 redis==8.1.0
 	touch $@
@@ -65,17 +68,20 @@ clean:
 
 ## the real Keystone the identity tests start (its own virtualenv: keystone pins its own dependencies)
 $(KEYSTONE_VENV)/.installed:
+	@echo "==> Installing Keystone into $(KEYSTONE_VENV) for the identity tests (first time only: a few minutes)"
 	test -x $(KEYSTONE_VENV)/bin/python || $(PYTHON) -m venv $(KEYSTONE_VENV)
 	$(KEYSTONE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check keystone==30.0.0 gunicorn==27.0.1
 	touch $@
 
 ## upstream's own suites, run by tests/conformance against the local stack (each in its own virtualenv, every version pinned)
 $(TEMPEST_VENV)/.installed: $(CONFORMANCE)/requirements-tempest.txt
+	@echo "==> Installing tempest and zaqar-tempest-plugin into $(TEMPEST_VENV) (first time only: a few minutes)"
 	test -x $(TEMPEST_VENV)/bin/python || $(PYTHON) -m venv $(TEMPEST_VENV)
 	$(TEMPEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(CONFORMANCE)/requirements-tempest.txt
 	touch $@
 
 $(FUNCTIONAL_VENV)/.installed: $(CONFORMANCE)/requirements-zaqar-functional.txt
+	@echo "==> Installing upstream Zaqar's functional tests into $(FUNCTIONAL_VENV) (first time only: a few minutes)"
 	test -x $(FUNCTIONAL_VENV)/bin/python || $(PYTHON) -m venv $(FUNCTIONAL_VENV)
 	$(FUNCTIONAL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(CONFORMANCE)/requirements-zaqar-functional.txt
 	touch $@

@@ -4,14 +4,26 @@ Redis: ``TEST_REDIS_URL`` or the machine's server on 127.0.0.1:6379,
 database 13; when none answers, an embedded server of our own. Tests never
 flush anything: every test works in a project of its own and deletes only
 the keys of that project afterwards.
+
+Processes: every server the tests start runs in a process group of its own
+and is stopped with it; whatever still runs when the session ends (a
+grandchild orphaned by a killed child, a server of a fixture that failed
+halfway) is found and stopped here (:func:`pytest_unconfigure`), and SIGTERM
+stops a run as Ctrl-C does, tearing the fixtures down.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from urllib.parse import quote
 
 import pytest
@@ -25,6 +37,78 @@ from tests.keystone_server import Keystone
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 ENCRYPTION_KEY = "test-encryption-key"
+_PR_SET_CHILD_SUBREAPER = 36
+SWEEP_GRACE_S = 5.0
+
+
+def _interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The run adopts its processes' orphans (Linux), and SIGTERM interrupts it as Ctrl-C does: pytest then tears
+    every fixture down, stopping the servers they started, instead of dying with them still running."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _descendants() -> dict[int, tuple[int, str, str]]:
+    """Every process below this one: pid to (parent pid, state, command line), from /proc."""
+    table: dict[int, tuple[int, str, str]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            table[int(entry)] = (int(ppid), state, command.strip() or stat.split("(", 1)[1].rsplit(")", 1)[0])
+    found: dict[int, tuple[int, str, str]] = {}
+    parents = [os.getpid()]
+    while parents:
+        parent = parents.pop()
+        for pid, row in table.items():
+            if row[0] == parent and pid not in found:
+                found[pid] = row
+                parents.append(pid)
+    return found
+
+
+def _reap_children() -> None:
+    """Collects this process's exited children that nobody waits for (orphans it adopted)."""
+    for pid, (ppid, state, _command) in _descendants().items():
+        if ppid == os.getpid() and state == "Z":
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After every fixture's teardown: stops whatever the tests started that still runs, and names it."""
+    left = {pid: row for pid, row in _descendants().items() if row[1] != "Z"}
+    if left:
+        plural = "es" if len(left) > 1 else ""
+        sys.stderr.write(f"\ntests/conftest.py: {len(left)} process{plural} outlived the test run, stopping them:\n")
+        for pid, (_ppid, _state, command) in sorted(left.items()):
+            sys.stderr.write(f"  {pid} {command[:200]}\n")
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + SWEEP_GRACE_S
+        while time.monotonic() < deadline and any(row[1] != "Z" for row in _descendants().values()):
+            _reap_children()
+            time.sleep(0.1)
+        for pid, row in _descendants().items():
+            if row[1] != "Z":
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    _reap_children()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -198,13 +282,28 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystone]:
-    """A real Keystone, once per run (see tests/keystone_server.py)."""
+    """A real Keystone, once per run, whose tokens live an hour (see tests/keystone_server.py)."""
     from tests import keystone_server
 
     if not keystone_server.available():
         if IN_CI:
             pytest.fail("the Keystone virtualenv (.venv-keystone) is missing: make test creates it")
         pytest.skip("no .venv-keystone: run make test (it installs keystone==30.0.0) to run these")
-    server = keystone_server.start(tmp_path_factory.mktemp("keystone"))
-    yield server
-    server.stop()
+    server = keystone_server.start(tmp_path_factory.mktemp("keystone"))  # stops what it started if it fails
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def short_lived_keystone(keystone: Keystone) -> Iterator[Keystone]:
+    """The test Keystone served a second time, issuing tokens that live ``SHORT_TOKEN_SECONDS`` (expiry tests).
+    Its tokens are good at ``keystone`` too, and the other way round: they share the database and the keys."""
+    from tests import keystone_server
+
+    server = keystone_server.start_sibling(keystone, token_seconds=keystone_server.SHORT_TOKEN_SECONDS)
+    try:
+        yield server
+    finally:
+        server.stop()

