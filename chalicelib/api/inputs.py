@@ -11,13 +11,18 @@ fail, is refused with a 400 that says what is wrong and where:
   control characters either (U+0001..U+001F, U+007F: HTTP forbids them in
   header values, and no name or id has them); tab is allowed in header
   values.
-- JSON documents (REST bodies, websocket frames) must be UTF-8, nest at
+- JSON documents (REST bodies, websocket frames) must be UTF-8 and nest at
   most :data:`MAX_JSON_DEPTH` arrays and objects (a websocket frame one
-  more, for its envelope: the same documents fit both transports),
-  checked by an iterative scan of the text before it is parsed, so the
-  parser never recurses that deep; they may not use NaN or Infinity (not
+  more, for its envelope: the same documents fit both transports). The
+  parser stops safely (RecursionError) at Python's recursion limit; below
+  it, the parsed document is measured level by level, only when it has
+  more brackets than the limit. They may not use NaN or Infinity (not
   JSON), numbers too large for a double (``1e999`` would read as infinity)
   or integers of more than :data:`MAX_INTEGER_DIGITS` digits.
+- Strings are checked where they can hold NUL or a surrogate at all: a
+  ``\\u`` escape of one, or a raw surrogate in text that was not UTF-8
+  bytes (the parser refuses raw control characters in strings). A
+  document without either is not walked.
 - REST bodies may be at most :data:`MAX_BODY_BYTES` long (a message post,
   the largest body there is, may be 256 KiB).
 """
@@ -35,15 +40,17 @@ from chalicelib import errors
 MAX_JSON_DEPTH = 64
 """Nested arrays and objects in one JSON document: well under what Python's parser and MongoDB (100) allow."""
 MAX_INTEGER_DIGITS = 4300
-"""Digits of one JSON integer (Python's own limit for converting text to int)."""
+"""Digits of one JSON integer: Python's own limit for converting text to int, which the parser applies."""
 MAX_BODY_BYTES = 1024 * 1024
 """Bytes of one REST request body."""
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")  # HTTP's CTLs but tab, which header values may hold
 _CONTROL_OR_TAB = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-# a complete string (skipped whole), a bracket, or the quote of a string that never ends
-_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|"', re.DOTALL)
+# how NUL or a surrogate can reach a parsed document from JSON text: a \u escape of one (or a raw surrogate)
+_ESCAPED_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTAINERS = (dict, list)
 
 
 def _named(char: str) -> str:
@@ -73,23 +80,25 @@ def check_text(value: str, what: str, *, controls: bool = False, tab: bool = Tru
 def check_headers(headers: Iterable[tuple[str, Any]]) -> None:
     """Header names and (string) values: nothing unstorable, no control characters but tab in values."""
     for name, value in headers:
-        shown = _shown(name)
-        check_text(name, f"A header name ({shown})", controls=True, tab=False)
-        if isinstance(value, str):
+        if _CONTROL_OR_TAB.search(name) or (isinstance(value, str) and _CONTROL.search(value)):
+            shown = _shown(name)  # the sentence is made only for what is refused
+            check_text(name, f"A header name ({shown})", controls=True, tab=False)
             check_text(value, f"The header {shown}", controls=True)
 
 
 def check_query(params: Mapping[str, list[str]]) -> None:
     for name, values in params.items():
-        shown = _shown(name)
-        check_text(name, f"A query parameter name ({shown})")
-        for value in values:
-            check_text(value, f"The query parameter {shown}")
+        if _UNSTORABLE.search(name) or any(_UNSTORABLE.search(value) for value in values):
+            shown = _shown(name)
+            check_text(name, f"A query parameter name ({shown})")
+            for value in values:
+                check_text(value, f"The query parameter {shown}")
 
 
 def check_path(parts: Mapping[str, str]) -> None:
     for name, value in parts.items():
-        check_text(value, f"The {name} in the path", controls=True, tab=False)
+        if _CONTROL_OR_TAB.search(value):
+            check_text(value, f"The {name} in the path", controls=True, tab=False)
 
 
 def _shown(name: str) -> str:
@@ -103,24 +112,24 @@ class _Refused(ValueError):
     pass
 
 
-def json_depth_exceeds(text: str, limit: int) -> bool:
-    """Whether ``text`` nests more than ``limit`` arrays/objects; a scan, no recursion, strings skipped.
+class NotJSON(errors.InvalidBody):
+    """Text that does not parse as JSON; ``reason`` is the parser's."""
 
-    Invalid JSON is not judged here (the parser says what is wrong with it)."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth = 0
-    for token in _JSON_TOKEN.finditer(text):
-        char = token.group()
-        if char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-        elif char == '"':
-            return False  # a string that never ends: not JSON
-    return False
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what} is not valid JSON: {reason}.")
+        self.reason = reason
+
+
+def nests_deeper(document: Any, limit: int) -> bool:
+    """Whether a parsed document nests more than ``limit`` arrays/objects (level by level, no recursion)."""
+    level = [document] if isinstance(document, _CONTAINERS) else []
+    for _ in range(limit):
+        level = [child for container in level
+                 for child in (container.values() if isinstance(container, dict) else container)
+                 if isinstance(child, _CONTAINERS)]
+        if not level:
+            return False
+    return bool(level)
 
 
 def _constant(name: str) -> Any:
@@ -134,12 +143,6 @@ def _float(text: str) -> float:
     return value
 
 
-def _int(text: str) -> int:
-    if len(text) - text.startswith("-") > MAX_INTEGER_DIGITS:
-        raise _Refused(f"an integer has more than {MAX_INTEGER_DIGITS} digits")
-    return int(text)
-
-
 def parse_json(raw: bytes | str, what: str, *, depth: int = MAX_JSON_DEPTH) -> Any:
     """A JSON document that every backend can store; InvalidBody saying what is wrong otherwise."""
     if isinstance(raw, bytes):
@@ -147,18 +150,30 @@ def parse_json(raw: bytes | str, what: str, *, depth: int = MAX_JSON_DEPTH) -> A
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise errors.InvalidBody(f"{what} is not UTF-8 text (byte {exc.start}).") from None
+        raw_surrogate = False  # UTF-8 cannot encode one
     else:
         text = raw
-    if json_depth_exceeds(text, depth):
-        raise errors.InvalidBody(f"{what} nests arrays and objects more than {depth} deep.")
+        raw_surrogate = not text.isascii() and _SURROGATE.search(text) is not None
     try:
-        document = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+        document = json.loads(text, parse_constant=_constant, parse_float=_float)
     except _Refused as exc:
         raise errors.InvalidBody(f"{what} is not accepted: {exc}.") from None
-    except (ValueError, RecursionError) as exc:  # RecursionError: cannot happen after the scan, kept as a guard
-        raise errors.InvalidBody(f"{what} is not valid JSON: {exc}.") from None
-    check_document(document, what)
+    except RecursionError:  # nested beyond Python's recursion limit: the parser stops there
+        raise _too_deep(what, depth) from None
+    except json.JSONDecodeError as exc:
+        raise NotJSON(what, str(exc)) from None
+    except ValueError:  # not a syntax error: int() refuses more digits than Python converts
+        raise errors.InvalidBody(
+            f"{what} is not accepted: an integer has more than {MAX_INTEGER_DIGITS} digits.") from None
+    if text.count("[") + text.count("{") > depth and nests_deeper(document, depth):
+        raise _too_deep(what, depth)
+    if raw_surrogate or _ESCAPED_UNSTORABLE.search(text):
+        check_document(document, what)
     return document
+
+
+def _too_deep(what: str, depth: int) -> errors.InvalidBody:
+    return errors.InvalidBody(f"{what} nests arrays and objects more than {depth} deep.")
 
 
 def check_document(document: Any, what: str) -> None:

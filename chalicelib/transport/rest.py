@@ -16,7 +16,6 @@ import functools
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -38,7 +37,6 @@ JSON = "application/json"
 
 
 REQUEST_ID_HEADER = "X-Openstack-Request-Id"
-_request_ids: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
 _TITLES = {400: errors.Invalid.title, 401: errors.Unauthorized.title, 403: errors.Forbidden.title,
            404: errors.NotFound.title, 405: errors.MethodNotAllowed.title, 406: errors.NotAcceptable.title,
            409: errors.Conflict.title, 413: errors.PayloadTooLarge.title, 415: errors.UnsupportedMediaType.title,
@@ -57,11 +55,10 @@ def request_id() -> str:
     request = getattr(bp, "current_request", None)  # None when the event was no API Gateway request
     if not isinstance(request, Request):
         return f"req-{uuid.uuid4()}"
-    found = _request_ids.get(request)
-    if found is None:
-        given = request.context.get("requestId") or getattr(bp.lambda_context, "aws_request_id", None)
-        found = _request_ids[request] = f"req-{given if isinstance(given, str) and given else uuid.uuid4()}"
-    return found
+    given = request.context.get("requestId") or getattr(bp.lambda_context, "aws_request_id", None)
+    if not isinstance(given, str) or not given:  # made up once, kept with the request for its other answers
+        given = request.context["requestId"] = str(uuid.uuid4())
+    return f"req-{given}"
 
 
 def screen(request: Request, path_parts: dict[str, Any]) -> None:
@@ -188,24 +185,19 @@ def params_of() -> dict[str, str]:
 
 def _raw() -> bytes:
     try:
-        raw = current_request().raw_body
+        raw = current_request().raw_body  # Chalice encodes a text body to UTF-8 itself
+        return raw.encode() if isinstance(raw, str) else raw or b""
     except UnicodeError:
         raise errors.InvalidBody("The request body contains a lone surrogate: it is not UTF-8 text.") from None
     except ValueError:  # binascii.Error: a body API Gateway marked base64 that is not
         raise errors.InvalidBody("The request body is not valid base64, as isBase64Encoded says it is.") from None
-    if isinstance(raw, str):
-        try:
-            return raw.encode()
-        except UnicodeEncodeError:
-            raise errors.InvalidBody("The request body contains a lone surrogate: it is not UTF-8 text.") from None
-    return raw or b""
 
 
 def read_body(optional: bool = False) -> tuple[Any, int]:
     """The JSON body and its size in bytes; None for an empty optional body.
 
     Checked by :func:`chalicelib.api.inputs.parse_json`: UTF-8, not nested
-    too deep (scanned before parsing), every string and key storable."""
+    too deep, every string and key storable."""
     raw = _raw()
     content_type = (header("content-type") or "").lower()
     if raw and content_type.startswith("application/x-www-form-urlencoded"):
@@ -213,7 +205,7 @@ def read_body(optional: bool = False) -> tuple[Any, int]:
     if len(raw) > inputs.MAX_BODY_BYTES:
         raise errors.InvalidBody(f"Request bodies may be at most {inputs.MAX_BODY_BYTES} bytes; "
                                  f"this one has {len(raw)}.")
-    if not raw.strip():
+    if not raw or raw.isspace():  # no stripped copy of the body just to see it is blank
         if optional:
             return None, 0
         raise errors.InvalidBody("The request body is empty; a JSON document is expected.")

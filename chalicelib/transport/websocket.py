@@ -61,8 +61,8 @@ def _project(services: Services, connection_id: str, frame: Frame, action: str) 
         queue = frame.body.get("queue_name")
         path = f"/v2/queues/{queue}/messages"
         return auth.identify(services, frame.headers, method=method, path=path).project
-    if services.settings.auth_strategy == "noauth":
-        return frame.header("X-Project-ID") or services.settings.default_project
+    if services.settings.auth_strategy == "noauth":  # the frame's own headers, read as REST reads a request's
+        return auth.identify(services, frame.headers, method="GET", path="/v2").project
     connection = services.connections.get(connection_id)
     if connection is None or not connection.authenticated:
         raise errors.Forbidden("Not authentified: send an authenticate frame with X-Auth-Token first.")
@@ -137,12 +137,11 @@ def _answer(services: Services, connection_id: str, text: str, request: dict[str
             "post large batches over REST."))
     try:
         # one more level than REST bodies, for the envelope: the same documents fit both transports
-        parsed = inputs.parse_json(text, "the frame", depth=inputs.MAX_JSON_DEPTH + 1)
+        parsed = inputs.parse_json(text, "The frame", depth=inputs.MAX_JSON_DEPTH + 1)
+    except inputs.NotJSON as exc:
+        return _failure({}, errors.Invalid(f"Can't decode text (JSON) request: {exc.reason}."))  # upstream's words
     except errors.InvalidBody as exc:
-        described = exc.description
-        if "not valid JSON" in described:
-            described = f"Can't decode text (JSON) request: {described}"  # upstream's words
-        return _failure({}, errors.Invalid(described[:1].upper() + described[1:]))
+        return _failure({}, errors.Invalid(exc.description))
     if not isinstance(parsed, dict):
         return _failure({}, errors.Invalid("A request must be a JSON object with action, headers and body."))
     request.update(parsed)

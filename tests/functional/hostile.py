@@ -11,10 +11,13 @@ import json
 import random
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from chalicelib.api.inputs import MAX_JSON_DEPTH
+from chalicelib.config import Settings
+from tests.conftest import MONGO_POOL, make_settings
 
 NUL = "\x00"
 SURROGATE = "\ud800"
@@ -46,6 +49,13 @@ URI_FIELDS = frozenset({"uri", "subscriber"})
 CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "application/openstack-messaging-v2.0-json-patch",
                  "application/x-www-form-urlencoded", "text/plain", "", "application/octet-stream", "*/*",
                  "application/json\x00"]
+
+
+def pool_settings(tmp_path: Path, redis_url: str, pool_kind: str, **extra: str) -> Settings:
+    """The functional suite's settings on either pool kind (Redis, or MongoDB on mongomock), plus ``extra``."""
+    if pool_kind == "mongodb":
+        return make_settings(tmp_path, MONGO_POOL, STATE_URL=redis_url, **extra)
+    return make_settings(tmp_path, redis_url, **extra)
 
 
 def api_event(method: str, template: str, params: dict[str, str] | None = None, *,

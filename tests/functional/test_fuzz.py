@@ -30,8 +30,8 @@ from chalicelib import errors, runtime
 from chalicelib.api.context import Services
 from chalicelib.config import Settings
 from infra.local.gateway import LambdaContext
-from tests.conftest import MONGO_POOL, make_settings
-from tests.functional.hostile import CONTENT_TYPES, Hostile, api_event
+from tests.conftest import make_settings
+from tests.functional.hostile import CONTENT_TYPES, Hostile, api_event, pool_settings
 
 SEED = int(os.environ.get("FUZZ_SEED", "20260601"))
 REQUESTS = int(5000 * float(os.environ.get("FUZZ_SCALE", "1")))  # per pool kind
@@ -74,10 +74,8 @@ VALID_QUERY = {"limit": ["1", "5", "20"], "detailed": ["true", "false"], "with_c
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
     """The functional settings with admin mode (the pool and flavor routes) and a signing key (share)."""
-    extra = {"ADMIN_MODE": "true", "SIGNING_KEY": SIGNING_KEY, "REQUEST_LOG": "false", "CATALOG_CACHE_TTL": "0"}
-    if pool_kind == "mongodb":
-        return make_settings(tmp_path, MONGO_POOL, STATE_URL=redis_url, **extra)
-    return make_settings(tmp_path, redis_url, **extra)
+    return pool_settings(tmp_path, redis_url, pool_kind, ADMIN_MODE="true", SIGNING_KEY=SIGNING_KEY,
+                         REQUEST_LOG="false", CATALOG_CACHE_TTL="0")
 
 
 class Fuzzer:

@@ -26,8 +26,7 @@ from chalicelib.api.context import Services
 from chalicelib.config import Settings
 from chalicelib.transport.ws_actions import ACTIONS
 from infra.local.gateway import LambdaContext
-from tests.conftest import MONGO_POOL, make_settings
-from tests.functional.hostile import Hostile, deep
+from tests.functional.hostile import Hostile, deep, pool_settings
 from tests.functional.test_websocket import FakeManagementApi, _event, fake_management
 
 SEED = int(os.environ.get("FUZZ_SEED", "20260602"))
@@ -62,10 +61,7 @@ PLACEHOLDERS = {"MESSAGE": "message", "CLAIM": "claim", "SUBSCRIPTION": "subscri
 
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
-    extra = {"SIGNING_KEY": "fuzz-signing-key", "REQUEST_LOG": "false"}
-    if pool_kind == "mongodb":
-        return make_settings(tmp_path, MONGO_POOL, STATE_URL=redis_url, **extra)
-    return make_settings(tmp_path, redis_url, **extra)
+    return pool_settings(tmp_path, redis_url, pool_kind, SIGNING_KEY="fuzz-signing-key", REQUEST_LOG="false")
 
 
 @pytest.fixture

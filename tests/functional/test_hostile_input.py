@@ -26,9 +26,9 @@ from chalicelib.api.context import Services
 from chalicelib.config import Settings
 from chalicelib.transport import websocket
 from infra.local.gateway import LambdaContext
-from tests.conftest import MONGO_POOL, make_settings
+from tests.conftest import make_settings
 from tests.functional.conftest import Api, Reply
-from tests.functional.hostile import api_event, deep
+from tests.functional.hostile import api_event, deep, pool_settings
 from tests.functional.test_websocket import FakeManagementApi, Ws, fake_management
 
 ADMIN = {"X-Roles": "admin"}
@@ -37,10 +37,7 @@ LIMIT = inputs.MAX_JSON_DEPTH
 
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
-    extra = {"ADMIN_MODE": "true", "SIGNING_KEY": "hostile-signing-key"}
-    if pool_kind == "mongodb":
-        return make_settings(tmp_path, MONGO_POOL, STATE_URL=redis_url, **extra)
-    return make_settings(tmp_path, redis_url, **extra)
+    return pool_settings(tmp_path, redis_url, pool_kind, ADMIN_MODE="true", SIGNING_KEY="hostile-signing-key")
 
 
 def assert_error(reply: Reply, status: int, *words: str, case: object = None) -> dict[str, str]:
@@ -549,9 +546,11 @@ def test_an_unexpected_exception_in_an_action_is_a_500_reply_with_the_request_id
 class RecordingSender:
     def __init__(self, *, fails: bool = False) -> None:
         self.sent: list[str] = []
+        self.tried: list[str] = []
         self.fails = fails
 
     def send(self, connection_id: str, text: str) -> bool:
+        self.tried.append(text)
         if self.fails:
             raise ConnectionError("the management API is down")
         self.sent.append(text)
@@ -577,5 +576,11 @@ def test_services_that_cannot_be_built_answer_their_503_and_a_bug_its_500() -> N
     assert "req-r2" in replies[1]["body"]["error"]
 
 
-def test_a_reply_that_cannot_be_sent_does_not_raise_into_api_gateway(services: Services) -> None:
-    websocket.on_frame(lambda: services, RecordingSender(fails=True), uuid.uuid4().hex, '{"action": "queue_list"}')
+def test_a_reply_that_cannot_be_sent_does_not_raise_into_api_gateway(
+        services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    sender, connection = RecordingSender(fails=True), uuid.uuid4().hex
+    with caplog.at_level(logging.ERROR, logger="chalicelib.transport.websocket"):
+        websocket.on_frame(lambda: services, sender, connection, '{"action": "queue_list"}', request_id="r3")
+    (reply,) = sender.tried  # the one reply was attempted, its failure logged, nothing raised
+    assert json.loads(reply)["request"]["action"] == "queue_list"
+    assert connection in caplog.text and "the management API is down" in caplog.text

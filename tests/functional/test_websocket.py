@@ -218,7 +218,7 @@ def test_authenticate_with_noauth_records_the_project(ws: Ws, services: Services
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("not json", ["decode"]),
+        ("not json", ["can't decode text (json) request: expecting value"]),  # upstream's words, then the parser's
         ("[1, 2]", ["object"]),
         ('{"action": "fly", "headers": {}, "body": {}}', ["invalid action"]),
         ('{"action": "queue_get", "body": {"queue_name": "q"}}', ["headers"]),

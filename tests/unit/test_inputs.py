@@ -39,10 +39,16 @@ def depth_of(document: Any) -> int:
     (json.dumps(['\\"[[[' * 500]), False),
     ('["' + "[" * 1000, False),  # a string that never ends: the parser says so
     ("[]" * 100_000, False),
-    ("[" * 100_000, True),
+    ("[" * 100_000, True),  # beyond Python's recursion limit: the parser stops
+    ("[" * 500 + "]" * 500, True),  # within it: the parsed document is measured
 ])
-def test_the_depth_scan_counts_brackets_outside_strings(text: str, exceeds: bool) -> None:
-    assert inputs.json_depth_exceeds(text, LIMIT) is exceeds
+def test_the_depth_counts_arrays_and_objects_not_brackets_in_strings(text: str, exceeds: bool) -> None:
+    try:
+        inputs.parse_json(text, "The body")
+        refusal = ""
+    except errors.InvalidBody as exc:  # invalid JSON that is not too deep is the parser's to name
+        refusal = exc.description
+    assert (f"more than {LIMIT} deep" in refusal) is exceeds, refusal
 
 
 @pytest.mark.parametrize(("raw", "words"), [
@@ -55,6 +61,7 @@ def test_the_depth_scan_counts_brackets_outside_strings(text: str, exceeds: bool
     ('"\\u0000"', ["NUL"]),
     ('{"\\ud800": 1}', ["key", "U+D800"]),
     ('[1, {"a": ["\\udfff"]}]', ["at '[1].a[0]'", "U+DFFF"]),
+    ('{"a": "b\udc80"}', ["at 'a'", "U+DC80"]),  # a raw lone surrogate in text (a str, not UTF-8 bytes)
     (b"\xc3\x28", ["not UTF-8"]),
     ("{", ["not valid JSON"]),
 ])
@@ -122,51 +129,56 @@ def test_webhook_authorities(netloc: str, why: str | None) -> None:
 
 # -- properties ----------------------------------------------------------------------------
 
+# any code point, lone surrogates and NUL included (st.text() alone never draws a surrogate)
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=12)
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | ANY_TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(ANY_TEXT, children, max_size=4),
     max_leaves=40,
 )
 
 
 @PROPERTY
-@given(st.text(max_size=200) | st.binary(max_size=200))
+@given(st.text(max_size=200) | st.binary(max_size=200) | JSON_VALUES.map(json.dumps))
 def test_any_text_is_parsed_or_refused_with_invalid_body(raw: str | bytes) -> None:
     try:
         document = inputs.parse_json(raw, "The body")
     except errors.InvalidBody:
         return
-    json.dumps(document).encode("utf-8")  # storable: encodes strictly
+    # storable: no NUL or lone surrogate anywhere, so it encodes strictly (json.dumps alone escapes them to ASCII)
+    assert not any(inputs.text_problem(part) for part in _strings(document)), document
+    json.dumps(document, ensure_ascii=False).encode("utf-8")
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    assert document == json.loads(text)  # and what any JSON parser reads there
 
 
 @PROPERTY
 @given(JSON_VALUES)
-def test_the_scan_agrees_with_the_parsed_depth(document: Any) -> None:
-    text = json.dumps(document)
+def test_the_depth_check_agrees_with_the_parsed_depth(document: Any) -> None:
     for limit in (0, 1, 2, 3, 5):
-        assert inputs.json_depth_exceeds(text, limit) is (depth_of(document) > limit), (text, limit)
+        assert inputs.nests_deeper(document, limit) is (depth_of(document) > limit), (document, limit)
 
 
 @PROPERTY
 @given(JSON_VALUES)
 def test_documents_without_unstorable_text_round_trip(document: Any) -> None:
-    text = json.dumps(document)
     unstorable = any(inputs.text_problem(part) for part in _strings(document))
-    try:
-        parsed = inputs.parse_json(text, "The body")
-    except errors.InvalidBody:
-        assert unstorable or depth_of(document) > LIMIT
-        return
-    assert not unstorable and parsed == json.loads(text)
+    for text in (json.dumps(document), json.dumps(document, ensure_ascii=False)):  # escaped, and raw
+        try:
+            parsed = inputs.parse_json(text, "The body")
+        except errors.InvalidBody:
+            assert unstorable or depth_of(document) > LIMIT
+            continue
+        assert not unstorable and parsed == json.loads(text)
 
 
 @PROPERTY
 @given(st.text(max_size=120))
 def test_uri_checks_never_raise(text: str) -> None:
-    uri_problem(text)
-    uri_problem("redis://" + text)
-    uri_problem("mongodb://" + text)
-    authority_problem(text)
+    """A problem is a sentence or None, whatever the text (never an exception)."""
+    for problem in (uri_problem(text), uri_problem("redis://" + text), uri_problem("mongodb://" + text),
+                    authority_problem(text)):
+        assert problem is None or (isinstance(problem, str) and problem), problem
 
 
 def _strings(document: Any) -> list[str]:
