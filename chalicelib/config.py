@@ -130,6 +130,11 @@ class Settings:
     """One structured line (and CloudWatch metrics) per request on stdout."""
     limits: Limits = dataclasses.field(default_factory=Limits)
 
+    @property
+    def has_trustee(self) -> bool:
+        """trust+ subscribers can be served: a trustee, and a Keystone to make and use its trusts with."""
+        return bool(self.trustee_username and self.trustee_password and self.keystone_url)
+
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
         data_dir = Path(env.get("DATA_DIR") or "./.local")

@@ -3,7 +3,7 @@
     ServiceError
      +-- Invalid              400  the request is wrong (title "Invalid API request")
      |    +-- InvalidBody     400  the body is wrong (title "Invalid request body")
-     |    +-- MessageNotClaimed, ClaimNotFoundForDelete
+     |    +-- MessageNotClaimed
      +-- Unauthorized         401
      +-- Forbidden            403
      |    +-- MessageIsClaimed, PoolInUseByFlavor
@@ -18,21 +18,38 @@
      +-- NotConfigured        503  what the request needs is not configured (says which setting)
      +-- InternalError        500  anything unexpected, as each transport's boundary reports it
 
-Transports turn these into responses in exactly one place each; anything
+Each class only declares: its status and title, its ``message`` (a
+template of its description, or of its fields) and, for an error with
+context, those fields (a dataclass: ``QueueNotFound(project=..., queue=...)``);
+no error writes a constructor of its own. Transports turn these into responses in exactly one place each; anything
 else that escapes is a programming error, which that same place logs (with
 its traceback) and reports as an InternalError naming the request id.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 
 class ServiceError(Exception):
-    status: int = 500
-    title: str = "Internal server error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal server error"
+    message: ClassVar[str] = "{description}"
+    """The description: a template of the constructor's arguments (a list is joined with commas)."""
+    description: str
 
     def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
+        self._describe({"description": description})
+
+    def __post_init__(self) -> None:
+        """For the dataclass errors: the description from their fields."""
+        self._describe(vars(self))
+
+    def _describe(self, fields: dict[str, object]) -> None:
+        values = {k: ", ".join(map(str, v)) if isinstance(v, list) else v for k, v in fields.items()}
+        self.description = self.message.format_map(values)
+        Exception.__init__(self, self.description)
 
 
 class Invalid(ServiceError):
@@ -59,13 +76,13 @@ class NotFound(ServiceError):
     title = "Not found"
 
 
+@dataclasses.dataclass(eq=False)
 class MethodNotAllowed(ServiceError):
     status = 405
     title = "Method not allowed"
-
-    def __init__(self, method: str, allowed: list[str]) -> None:
-        super().__init__(f"{method} is not allowed here; allowed: {', '.join(allowed)}.")
-        self.allowed = allowed
+    message = "{method} is not allowed here; allowed: {allowed}."
+    method: str
+    allowed: list[str]
 
 
 class NotAcceptable(ServiceError):
@@ -91,9 +108,7 @@ class UnsupportedMediaType(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     title = "Service temporarily unavailable"
-
-    def __init__(self, description: str) -> None:
-        super().__init__(f"{description} Please try again in a few seconds.")
+    message = "{description} Please try again in a few seconds."
 
 
 class NotConfigured(ServiceError):
@@ -103,64 +118,55 @@ class NotConfigured(ServiceError):
     title = "Service unavailable"
 
 
+@dataclasses.dataclass(eq=False)
 class InternalError(ServiceError):
     """A bug or an exception nobody translated: reported with the request id the log line carries."""
 
-    status = 500
-    title = "Internal server error"
-
-    def __init__(self, request_id: str) -> None:
-        super().__init__(f"Unexpected error: the request failed on our side. Request id: {request_id}.")
-        self.request_id = request_id
+    message = "Unexpected error: the request failed on our side. Request id: {request_id}."
+    request_id: str
 
 
+@dataclasses.dataclass(eq=False, kw_only=True)
 class QueueNotFound(NotFound):
-    def __init__(self, *, project: str, queue: str) -> None:
-        super().__init__(f"Queue {queue} does not exist.")
-        self.project = project
-        self.queue = queue
+    message = "Queue {queue} does not exist."
+    project: str
+    queue: str
 
 
+@dataclasses.dataclass(eq=False, kw_only=True)
 class MessageNotFound(NotFound):
-    def __init__(self, *, queue: str, message_id: str) -> None:
-        super().__init__(f"Message {message_id} does not exist in queue {queue}.")
-        self.message_id = message_id
+    message = "Message {message_id} does not exist in queue {queue}."
+    queue: str
+    message_id: str
 
 
+@dataclasses.dataclass(eq=False, kw_only=True)
 class ClaimNotFound(NotFound):
-    def __init__(self, *, queue: str, claim_id: str) -> None:
-        super().__init__(f"Claim {claim_id} does not exist in queue {queue} or has expired.")
-        self.claim_id = claim_id
+    message = "Claim {claim_id} does not exist in queue {queue} or has expired."
+    queue: str
+    claim_id: str
 
 
+@dataclasses.dataclass(eq=False, kw_only=True)
 class MessageIsClaimed(Forbidden):
-    def __init__(self, *, message_id: str) -> None:
-        super().__init__(
-            f"Message {message_id} is claimed; delete it with the claim_id of its live claim."
-        )
-        self.message_id = message_id
+    message = "Message {message_id} is claimed; delete it with the claim_id of its live claim."
+    message_id: str
 
 
+@dataclasses.dataclass(eq=False, kw_only=True)
 class PoolInUseByFlavor(Forbidden):
     """The pool is the last one of a flavor (upstream's MongoDB and Redis pool stores refuse its delete)."""
 
     title = "Unable to delete"
-
-    def __init__(self, *, pool: str, flavors: list[str]) -> None:
-        named = ", ".join(flavors)
-        super().__init__(
-            f"Pool {pool} is the only pool of flavor {named}, so it cannot be deleted: delete the flavor "
-            "or give it other pools first."
-        )
-        self.pool = pool
-        self.flavors = flavors
+    message = ("Pool {pool} is the only pool of flavor {flavors}, so it cannot be deleted: delete the flavor "
+               "or give it other pools first.")
+    pool: str
+    flavors: list[str]
 
 
+@dataclasses.dataclass(eq=False, kw_only=True)
 class MessageNotClaimed(Invalid):
-    def __init__(self, *, message_id: str, claim_id: str) -> None:
-        super().__init__(
-            f"Message {message_id} is not claimed by {claim_id}: the claim does not exist, "
-            "has expired or holds other messages."
-        )
-        self.message_id = message_id
-        self.claim_id = claim_id
+    message = ("Message {message_id} is not claimed by {claim_id}: the claim does not exist, "
+               "has expired or holds other messages.")
+    message_id: str
+    claim_id: str

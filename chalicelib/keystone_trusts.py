@@ -9,38 +9,39 @@ OpenStack service) sees a token of the subscriber's user and project.
 
 Trust-scoped tokens are cached per trust (bounded) and reused until shortly
 before they expire, so a burst of notifications costs one token. Token
-values and the trustee's password are never logged.
+values and the trustee's password are never logged. The Keystone calls,
+and the cache, are the token validator's (:mod:`chalicelib.transport.keystone`).
 """
 
 from __future__ import annotations
 
-import calendar
-import dataclasses
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from chalicelib import errors
 from chalicelib.api.context import Credentials
 from chalicelib.config import Settings
+from chalicelib.transport.keystone import (
+    Reply,
+    TokenCache,
+    Transport,
+    expiry,
+    http_transport,
+    password_identity,
+    v3_url,
+)
+
+__all__ = ["Reply", "Transport", "TrustRefused", "Trusts", "client"]
 
 log = logging.getLogger(__name__)
 MAX_CACHED = 1000
 MARGIN_S = 60.0
 """A cached token is replaced when less than this (or half its remaining life, if shorter) is left,
 so the receiver still has time to validate it."""
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-Reply = tuple[int, Mapping[str, str], Any]
-Transport = Callable[[str, str, Mapping[str, str], Any], Reply]
-"""(method, url, headers, JSON body or None) -> (status, headers, JSON body or None)."""
 
 
 class TrustRefused(Exception):
@@ -51,50 +52,10 @@ class TrustRefused(Exception):
         self.reason = reason
 
 
-def _urllib_transport(timeout: float) -> Transport:
-    def call(method: str, url: str, headers: Mapping[str, str], body: Any) -> Reply:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json", **headers})
-        try:
-            with _OPENER.open(request, timeout=timeout) as response:
-                return response.status, dict(response.headers.items()), _json(response.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                return exc.code, dict(exc.headers.items()), _json(exc.read())
-            finally:
-                exc.close()
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise errors.Unavailable("Keystone could not be reached for a trust.") from exc
-
-    return call
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _expiry(text: str) -> float:
-    return float(calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")))
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    return next((value for key, value in headers.items() if key.lower() == name.lower()), None)
-
-
 def _why(status: int, body: Any) -> str:
     """Keystone's own explanation of a refusal, short."""
     message = body.get("error", {}).get("message") if isinstance(body, dict) else None
     return f"HTTP {status}: {str(message)[:200]}" if message else f"HTTP {status}"
-
-
-@dataclasses.dataclass(frozen=True)
-class _Cached:
-    token: str
-    until: float
 
 
 class Trusts:
@@ -102,19 +63,17 @@ class Trusts:
 
     def __init__(self, settings: Settings, *, transport: Transport | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        url = (settings.keystone_url or "").rstrip("/")
-        self._url = url if url.endswith("/v3") else url + "/v3"
+        self._url = v3_url(settings)
         self._settings = settings
-        self._call = transport or _urllib_transport(settings.keystone_timeout)
+        self._call = transport or http_transport(settings.keystone_timeout,
+                                                 unreachable="Keystone could not be reached for a trust.")
         self._clock = clock
-        self._lock = threading.Lock()
         self._trustee: str | None = None
-        self._tokens: OrderedDict[str, _Cached] = OrderedDict()
+        self._tokens: TokenCache[str] = TokenCache(MAX_CACHED)
 
     def _password(self) -> dict[str, Any]:
         s = self._settings
-        return {"methods": ["password"], "password": {"user": {
-            "name": s.trustee_username, "password": s.trustee_password, "domain": {"name": s.trustee_user_domain}}}}
+        return password_identity(s.trustee_username, s.trustee_password, s.trustee_user_domain)
 
     def _trustee_id(self) -> str:
         """The trustee's user id (it does not change: asked once)."""
@@ -154,31 +113,23 @@ class Trusts:
     def token(self, trust_id: str, *, fresh: bool = False) -> str:
         """A trust-scoped token (cached). Raises TrustRefused, or Unavailable when Keystone does not answer."""
         now = self._clock()
-        with self._lock:
-            hit = self._tokens.get(trust_id)
-            if hit is not None and hit.until > now and not fresh:
-                self._tokens.move_to_end(trust_id)
-                return hit.token
+        hit = None if fresh else self._tokens.get(trust_id, now)
+        if hit is not None:
+            return hit
         scoped = {"auth": {"identity": self._password(), "scope": {"OS-TRUST:trust": {"id": trust_id}}}}
         status, headers, body = self._call("POST", self._url + "/auth/tokens", {}, scoped)
-        token = _header(headers, "X-Subject-Token")
+        token = headers.get("x-subject-token")
         if status != 201 or not isinstance(body, dict) or not token:
             if 400 <= status < 500:
                 raise TrustRefused(f"Keystone gives no token for trust {trust_id} ({_why(status, body)}): it may have "
                                    "expired or been deleted, or the trustee's credentials are wrong")
             raise errors.Unavailable(f"Keystone gave no token for a trust ({_why(status, body)}).")
-        expires = _expiry(str(body["token"]["expires_at"]))
-        until = expires - min(MARGIN_S, max(0.0, expires - now) / 2)
-        with self._lock:
-            self._tokens[trust_id] = _Cached(token, until)
-            self._tokens.move_to_end(trust_id)
-            while len(self._tokens) > MAX_CACHED:
-                self._tokens.popitem(last=False)
+        expires = expiry(str(body["token"]["expires_at"]))
+        self._tokens.put(trust_id, token, expires - min(MARGIN_S, max(0.0, expires - now) / 2))
         return token
 
     def forget(self, trust_id: str) -> None:
-        with self._lock:
-            self._tokens.pop(trust_id, None)
+        self._tokens.forget(trust_id)
 
     def delete(self, trust_id: str, *, credentials: Credentials | None) -> bool:
         """Delete the trust: with the caller's token (the trustor's, or an admin's), else with a token of the

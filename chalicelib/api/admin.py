@@ -102,15 +102,17 @@ def pool_get(services: Services, name: str) -> Pool:
 
 
 def pool_create(services: Services, name: str, body: Any) -> None:
+    name = _name("Pool", name)  # before the fields: their last check connects to the pool
     fields = _pool_fields(services, validation.json_object(body, "pool"), partial=False)
-    pool = Pool(_name("Pool", name), fields["uri"], fields["weight"], fields.get("flavor"), fields.get("options", {}))
+    pool = Pool(name, fields["uri"], fields["weight"], fields.get("flavor"), fields.get("options", {}))
     _inventory(services).pool_create(pool)
     services.pooling.refresh()
 
 
 def pool_update(services: Services, name: str, body: Any) -> Pool:
+    name = _name("Pool", name)
     fields = _pool_fields(services, validation.json_object(body, "pool update"), partial=True)
-    updated: Pool | None = _inventory(services).pool_update(_name("Pool", name), fields)
+    updated: Pool | None = _inventory(services).pool_update(name, fields)
     if updated is None:
         raise errors.NotFound(f"Pool {name} does not exist.")
     services.pooling.refresh()

@@ -57,38 +57,34 @@ def ping(services: Services) -> bool:
 class _Probe:
     """Runs timed steps on one pool and keeps each step's status."""
 
-    def __init__(self, pool: str, clock: Callable[[], float]) -> None:
+    def __init__(self, pool: str) -> None:
         self.pool = pool
         self.status: dict[str, dict[str, Any]] = {}
-        self._clock = clock
 
     def step(self, operation: str, call: Callable[[], T], *, report: bool = True) -> tuple[bool, T | None]:
         ref: str | None = None
         result: T | None = None
-        start = self._clock()
+        start = time.perf_counter()
         try:
             result = call()
         except Exception:  # a health report describes failures; it must not become one
             ref = uuid.uuid4().hex
             log.exception("health probe: %s failed on pool %s (ref %s)", operation, self.pool, ref)
-        seconds = self._clock() - start
+        seconds = time.perf_counter() - start
         if report:
             self.status[operation] = {"seconds": seconds, "ref": ref, "succeeded": ref is None}
         return ref is None, result
 
 
-def operation_status(store: MessageStore, *, pool: str,
-                     clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, Any]]:
+def operation_status(store: MessageStore, *, pool: str) -> dict[str, dict[str, Any]]:
     """Probe every storage operation on a scratch queue of ``store``, then remove the queue."""
-    probe = _Probe(pool, clock)
+    probe = _Probe(pool)
     project, queue = PROBE_PROJECT, PROBE_QUEUE_PREFIX + uuid.uuid4().hex
-    client = str(uuid.uuid4())
-    created = False
+    created, _ = probe.step("create_queue", lambda: store.queue_create(
+        project=project, queue=queue, metadata={}, settings=QueueSettings()))
     try:
-        created, _ = probe.step("create_queue", lambda: store.queue_create(
-            project=project, queue=queue, metadata={}, settings=QueueSettings()))
         if created:
-            _exercise(store, probe, project, queue, client)
+            _exercise(store, probe, project, queue, str(uuid.uuid4()))
     finally:
         _clean_up(store, probe, project, queue, report=created)
     return probe.status

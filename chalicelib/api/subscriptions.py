@@ -143,16 +143,14 @@ def subscription_create(
     else:
         subscriber = _check_target(services, check_subscriber(body.get("subscriber")), options)
     trust.check_options(options, subscriber=subscriber, current_trust=None)
-    if trust.is_trust(subscriber):
-        trust_subscribers.check_possible(services, caller)
     require = services.settings.require_confirmation
-    create_in_place(services, caller, queue, {}, QueueSettings())  # lazily created, as upstream does
     now = _now_ms()
     granted = None
-    if trust.is_trust(subscriber):
+    if trust.is_trust(subscriber):  # first: nothing is stored when no trust can be made
         granted = trust_subscribers.grant(services, caller, expires_ms=now + ttl * 1000)
         options = {**options, trust.TRUST_ID: granted}
     try:
+        create_in_place(services, caller, queue, {}, QueueSettings())  # lazily created, as upstream does
         subscription, created = services.subscriptions.create(
             project=caller.project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
             confirmed=connection_id is not None and subscriber.startswith(WEBSOCKET_SCHEME + ":"),

@@ -29,7 +29,7 @@ def _credentials(services: Services, caller: Caller) -> Credentials:
         raise errors.InvalidBody(
             "trust+http(s) subscribers need AUTH_STRATEGY=keystone: the service acts for the subscriber through "
             "a Keystone trust made from the caller's token, and with noauth there is no token.")
-    if not (settings.trustee_username and settings.trustee_password):
+    if not settings.has_trustee:
         raise errors.NotConfigured(
             "trust+http(s) subscribers need a trustee: set TRUSTEE_USERNAME and TRUSTEE_PASSWORD (and "
             "TRUSTEE_USER_DOMAIN, Default unless set) to the Keystone user the service acts as for them.")
@@ -38,11 +38,6 @@ def _credentials(services: Services, caller: Caller) -> Credentials:
             "A trust+http(s) subscriber is made with the caller's own X-Auth-Token: over websocket, send it in "
             "the headers of this frame too.")
     return caller.credentials
-
-
-def check_possible(services: Services, caller: Caller) -> None:
-    """Raise, before anything is stored, when a trust cannot be made for this caller."""
-    _credentials(services, caller)
 
 
 def grant(services: Services, caller: Caller, *, expires_ms: int) -> str:
@@ -56,7 +51,7 @@ def grant(services: Services, caller: Caller, *, expires_ms: int) -> str:
 def release(services: Services, caller: Caller, trust_ids: Iterable[str | None]) -> None:
     """Delete trusts that no subscription uses any more; failures are logged, never raised."""
     found = [t for t in trust_ids if t]
-    if not found or not services.settings.trustee_username or not services.settings.keystone_url:
+    if not found or not services.settings.has_trustee:
         return
     from chalicelib.keystone_trusts import TrustRefused, client
 
@@ -65,9 +60,8 @@ def release(services: Services, caller: Caller, trust_ids: Iterable[str | None])
         try:
             if not trusts.delete(trust_id, credentials=caller.credentials):
                 log.warning("trust %s could not be deleted; it expires with its subscription", trust_id)
-        except (errors.ServiceError, TrustRefused) as exc:
-            reason = exc.description if isinstance(exc, errors.ServiceError) else exc.reason
-            log.warning("trust %s not deleted (%s); it expires with its subscription", trust_id, reason)
+        except (errors.ServiceError, TrustRefused) as exc:  # str(): the description, or the reason
+            log.warning("trust %s not deleted (%s); it expires with its subscription", trust_id, exc)
 
 
 def trusts_of(subscriptions: Iterable[Subscription]) -> list[str | None]:

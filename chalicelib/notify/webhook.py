@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 from chalicelib import errors
 from chalicelib.rules import addresses, options
 from chalicelib.rules.options import DELIVERY_ID_HEADER, SIGNATURE_HEADER
+from chalicelib.rules.trust import AUTH_TOKEN_HEADER
 
 __all__ = ["DELIVERY_ID_HEADER", "SIGNATURE_HEADER", "Outcome", "post", "signature"]
 
@@ -38,7 +39,6 @@ MAX_RESPONSE_BYTES = 64 * 1024
 _DETAIL_CHARS = 200
 # everything printable but the space stays as it is in the request target; the rest is percent-encoded
 _TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
-AUTH_TOKEN_HEADER = "X-Auth-Token"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,15 @@ def _unavailable(exc: Exception) -> errors.ServiceError:
     return database_error(exc, "The catalog database could not be reached.")
 
 
+def _keeps_its_flavor() -> sa.ColumnElement[bool]:
+    """True for a pool whose deletion leaves its flavor a pool: it has none, the flavor is gone, or the
+    flavor has another pool (as upstream's MongoDB and Redis stores, a flavor keeps at least one)."""
+    others = pools.alias("others")
+    siblings = sa.select(sa.func.count()).select_from(others).where(others.c.flavor == pools.c.flavor)
+    return sa.or_(pools.c.flavor.is_(None), ~sa.exists().where(flavors.c.name == pools.c.flavor),
+                  siblings.scalar_subquery() > 1)
+
+
 def _pool(row: Any) -> Pool:
     return Pool(row.name, row.uri, row.weight, row.flavor, json.loads(row.options or "{}"))
 
@@ -84,8 +93,12 @@ class Inventory:
                 row = conn.execute(sa.select(pools).where(pools.c.name == name).with_for_update()).first()
                 if row is None:
                     return
-                if row.flavor is not None and self._last_pool_of(conn, row.flavor):
-                    raise errors.PoolInUseByFlavor(pool=name, flavors=[row.flavor])
+                if row.flavor is not None:
+                    # the flavor's row stays locked to the end of the transaction (PostgreSQL), so two deletes
+                    # of its last two pools cannot both see the other one
+                    conn.execute(sa.select(flavors.c.name).where(flavors.c.name == row.flavor).with_for_update())
+                    if not conn.execute(sa.select(_keeps_its_flavor()).where(pools.c.name == name)).scalar():
+                        raise errors.PoolInUseByFlavor(pool=name, flavors=[row.flavor])
                 held = conn.execute(sa.select(sa.func.count()).select_from(queues).where(queues.c.pool == name)).scalar()
                 if held:
                     raise errors.Conflict(f"Pool {name} still holds {held} queue(s); delete or move them first.")
@@ -93,33 +106,14 @@ class Inventory:
                     raise errors.Forbidden(f"Pool {name} serves flavor {row.flavor}, which queues use.")
                 # The same rule once more in the delete itself: SQLite runs the reads above outside
                 # the transaction, so a concurrent delete of the flavor's other pool may have passed them too.
-                others = pools.alias("others")
-                siblings = sa.select(sa.func.count()).select_from(others).where(
-                    others.c.flavor == pools.c.flavor).scalar_subquery()
-                keeps_flavor = sa.or_(pools.c.flavor.is_(None), ~sa.exists().where(flavors.c.name == pools.c.flavor),
-                                      siblings > 1)
-                deleted = conn.execute(pools.delete().where(pools.c.name == name, keeps_flavor)).rowcount
-                if not deleted:
-                    current = conn.execute(sa.select(pools.c.flavor).where(pools.c.name == name)).first()
-                    if current is not None and current.flavor is not None:
-                        raise errors.PoolInUseByFlavor(pool=name, flavors=[current.flavor])
+                if not conn.execute(pools.delete().where(pools.c.name == name, _keeps_its_flavor())).rowcount:
+                    flavor = conn.execute(sa.select(pools.c.flavor).where(pools.c.name == name)).scalar()
+                    if flavor is not None:
+                        raise errors.PoolInUseByFlavor(pool=name, flavors=[flavor])
         except sa_exc.SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
 
     # -- flavors ------------------------------------------------------------------
-
-    @staticmethod
-    def _last_pool_of(conn: Any, flavor: str) -> bool:
-        """The flavor exists and has one pool at most (the one being deleted).
-
-        The flavor's row stays locked to the end of the transaction, so two
-        deletes of its last two pools cannot both see the other one.
-        """
-        found = conn.execute(sa.select(flavors.c.name).where(flavors.c.name == flavor).with_for_update()).first()
-        if found is None:
-            return False
-        count = conn.execute(sa.select(sa.func.count()).select_from(pools).where(pools.c.flavor == flavor)).scalar()
-        return int(count or 0) <= 1
 
     @staticmethod
     def _flavor_used(conn: Any, flavor: str) -> bool:

@@ -41,7 +41,6 @@ def notifier(websocket_api: WebsocketAPI) -> Notifier:
 def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
     """The notifier and what it needs from the rest of the service, wired here so that
     notify never calls api operations and api never imports notify."""
-    from chalicelib import errors
     from chalicelib.api import messages, queues, subscriptions
     from chalicelib.api.context import Caller
     from chalicelib.keystone_trusts import client as trusts_client
@@ -61,18 +60,13 @@ def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
         messages.message_post(services, caller, FAILED_QUEUE, body, size=len(json.dumps(body)))
 
     def queue_policy(project: str, queue: str) -> Any:
-        try:
-            return queues.queue_get(services, Caller(project=project, client_id=SYSTEM_CLIENT), queue).get(
-                "_retry_policy")
-        except errors.NotFound:
-            return None
+        return queues.queue_get(services, Caller(project=project, client_id=SYSTEM_CLIENT), queue).get("_retry_policy")
 
     def connection_gone(connection: str) -> None:
         subscriptions.subscriptions_of_connection_delete(services, connection)
 
     webhooks = WebhookChannel(settings)
-    trusts = TrustChannel(webhooks, trusts_client(settings) if settings.trustee_username and settings.keystone_url
-                          else None)
+    trusts = TrustChannel(webhooks, trusts_client(settings) if settings.has_trustee else None)
     return Notifier(
         settings,
         subscriptions=services.subscriptions,

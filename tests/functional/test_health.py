@@ -38,7 +38,9 @@ def admin(chalice_client: Client, project: str) -> Api:
 
 @pytest.fixture(autouse=True)
 def _no_probe_keys_kept(redis_url: str) -> Iterator[None]:
-    """Keep the shared test database clean even when a test here fails (only probes use this project)."""
+    """No probe keys before a test (what a killed run left would read as this test's leftovers), and none kept
+    after it even when it fails (only probes use this project)."""
+    _delete_project_keys(redis_url, health.PROBE_PROJECT)
     yield
     _delete_project_keys(redis_url, health.PROBE_PROJECT)
 
@@ -74,7 +76,7 @@ def test_health_probes_every_operation_on_each_pool(admin: Api, services: Servic
     for operation, outcome in status.items():
         assert set(outcome) == {"seconds", "ref", "succeeded"}, operation
         assert outcome["succeeded"] is True and outcome["ref"] is None, (operation, outcome)
-        assert isinstance(outcome["seconds"], float) and 0 <= outcome["seconds"] < 5
+        assert isinstance(outcome["seconds"], float) and outcome["seconds"] >= 0  # no bound: a loaded machine
     assert _probe_leftovers(services.pooling.store("default")) == []
 
 

@@ -145,6 +145,7 @@ def test_deleting_tries_the_callers_token_then_the_trusts_own(trusts: Trusts, ke
     keystone.calls.clear()
     keystone.answers = [(404, {}, None)]
     assert trusts.delete("trust-1", credentials=ALICE)  # already gone counts as gone
+    assert [c[0] for c in keystone.calls] == ["DELETE"]  # and the trust's own token is not asked for
     keystone.calls.clear()
     assert trusts.delete("trust-1", credentials=None)
     assert [c[0] for c in keystone.calls] == ["POST", "DELETE"]

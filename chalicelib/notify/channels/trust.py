@@ -28,15 +28,6 @@ class TrustChannel:
         self._webhooks = webhooks
         self._tokens = tokens
 
-    def _token(self, trust_id: str, *, fresh: bool) -> str | Outcome:
-        assert self._tokens is not None
-        try:
-            return self._tokens.token(trust_id, fresh=fresh)
-        except TrustRefused as exc:
-            return Outcome("failed", f"not sent: {exc.reason}")
-        except errors.Unavailable as exc:
-            return Outcome("retry", exc.description)
-
     def deliver(self, delivery: Delivery) -> Outcome:
         if self._tokens is None:
             return Outcome("failed", "not sent: no trustee is configured (TRUSTEE_USERNAME, TRUSTEE_PASSWORD)")
@@ -44,13 +35,14 @@ class TrustChannel:
         if trust_id is None:
             return Outcome("failed", f"not sent: the subscription has no options.{trust.TRUST_ID}")
         url = trust.target(delivery.subscription.subscriber)
-        token = self._token(trust_id, fresh=False)
-        if isinstance(token, Outcome):
-            return token
-        outcome = self._webhooks.send(delivery, url, auth_token=token)
-        if outcome.http_status != 401:
-            return outcome
-        token = self._token(trust_id, fresh=True)  # the cached one may have been revoked
-        if isinstance(token, Outcome):
-            return token
-        return self._webhooks.send(delivery, url, auth_token=token)
+        for fresh in (False, True):  # a 401 may mean the cached token was revoked: one fresh one is tried
+            try:
+                token = self._tokens.token(trust_id, fresh=fresh)
+            except TrustRefused as exc:
+                return Outcome("failed", f"not sent: {exc.reason}")
+            except errors.Unavailable as exc:
+                return Outcome("retry", exc.description)
+            outcome = self._webhooks.send(delivery, url, auth_token=token)
+            if outcome.http_status != 401:
+                break
+        return outcome
