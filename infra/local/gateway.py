@@ -10,7 +10,7 @@ regex, and answers unknown paths and methods the way Zaqar does (404, or
 Like a Lambda container, one process runs one invocation at a time (Chalice
 keeps the current request on the app object); the stack forks several
 worker processes that share the listening socket for concurrency, each
-serving :meth:`Gateway.wsgi` with ``infra.local.http`` (waitress).
+serving :meth:`Gateway.respond` with ``infra.local.http`` (waitress).
 
 Nothing a client sends makes it raise: a request target that cannot be
 parsed (``//[``, an absolute URI with a broken IPv6 host) is answered 400
@@ -21,12 +21,13 @@ in Zaqar's error format, and an exception escaping the app is answered 500
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -34,39 +35,47 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from infra.local.logs import AccessLog
 
 log = logging.getLogger(__name__)
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
-# what a WSGI application may not set (PEP 3333); waitress refuses them
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-               "transfer-encoding", "upgrade"}
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+# hop-by-hop headers (RFC 9110 7.6.1), and the framing the server writes itself
+_NOT_SENT = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+             "trailer", "trailers", "transfer-encoding", "upgrade", "content-length"}
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _PARAM = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
 
-def _regex(template: str) -> str:
+def _regex(template: str, prefix: str) -> str:
     parts = []
     for segment in template.split("/"):
         found = _PARAM.fullmatch(segment)
-        parts.append(f"(?P<{found.group(1)}>[^/]+)" if found else re.escape(segment))
-    return "^" + "/".join(parts) + "$"
+        parts.append(f"(?P<{prefix}{found.group(1)}>[^/]+)" if found else re.escape(segment))
+    return "/".join(parts)
 
 
 class RouteTable:
-    """Maps a concrete path to the route template it belongs to."""
+    """Maps a concrete path to the route template it belongs to, with one regular expression for all of them."""
 
     def __init__(self, routes: dict[str, dict[str, Any]]) -> None:
         self.methods = {path: sorted(methods) for path, methods in routes.items()}
-        # literal segments win over parameters, as in API Gateway
+        # literal segments win over parameters, as in API Gateway: the first alternative that matches wins
         ordered = sorted(routes, key=lambda path: (path.count("{"), path))
-        self._patterns = [(path, re.compile(_regex(path))) for path in ordered]
+        self._routes: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+        alternatives = []
+        for index, template in enumerate(ordered):
+            prefix = f"p{index}_"
+            alternatives.append(f"(?P<r{index}>{_regex(template, prefix)})")
+            params = [(prefix + name, name) for name in _PARAM.findall(template)]
+            self._routes[f"r{index}"] = (template, params)
+        self._pattern = re.compile("^(?:" + "|".join(alternatives) + ")$")
 
     def match(self, path: str) -> tuple[str, dict[str, str]] | None:
         if path != "/" and path.endswith("/"):
             path = path[:-1]
-        for template, pattern in self._patterns:
-            found = pattern.match(path)
-            if found:
-                return template, {k: unquote(v) for k, v in found.groupdict().items()}
-        return None
+        found = self._pattern.match(path)
+        if found is None or found.lastgroup is None:
+            return None
+        template, params = self._routes[found.lastgroup]
+        return template, {name: unquote(found.group(group)) for group, name in params}
 
 
 def _error(status: int, title: str, description: str, extra: dict[str, str] | None = None) -> dict[str, Any]:
@@ -85,9 +94,13 @@ class LambdaContext:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = 512
-        self.aws_request_id = str(uuid.uuid4())
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}"
         self._deadline = time.monotonic() + 60
+
+    @functools.cached_property
+    def aws_request_id(self) -> str:
+        """Made when first read (an API Gateway request carries its own requestId, which is read instead)."""
+        return str(uuid.uuid4())
 
     def get_remaining_time_in_millis(self) -> int:
         return int((self._deadline - time.monotonic()) * 1000)
@@ -113,8 +126,12 @@ class Gateway:
             return bad_request(f"The request target cannot be parsed ({printable_error(exc)}).")
 
     def _event(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict[str, Any]:
-        split = urlsplit(target)
-        path = unquote(split.path) or "/"
+        if target.startswith("/") and not target.startswith("//") and "#" not in target and "\t" not in target:
+            raw_path, _, raw_query = target.partition("?")  # origin-form, as clients send it: urlsplit's answer
+        else:
+            split = urlsplit(target)
+            raw_path, raw_query = split.path, split.query
+        path = unquote(raw_path) or "/"
         matched = self._routes.match(path)
         if matched is None:
             return _error(404, "Not found", f"No resource at {path[:200]}.")
@@ -122,12 +139,15 @@ class Gateway:
         allowed = self._routes.methods[template]
         if method not in allowed:
             return _error(405, "Method not allowed", f"{method} is not allowed on {path[:200]}.", {"Allow": ", ".join(allowed)})
-        single: dict[str, str] = {}
-        multi: dict[str, list[str]] = {}
-        for name, value in headers:
-            single[name] = value
-            multi.setdefault(name, []).append(value)
-        query = parse_qs(split.query, keep_blank_values=True) if split.query else {}
+        single = dict(headers)
+        multi: dict[str, list[str]]
+        if len(single) == len(headers):  # each name once (waitress joins repeated headers)
+            multi = {name: [value] for name, value in headers}
+        else:
+            multi = {}
+            for name, value in headers:
+                multi.setdefault(name, []).append(value)
+        query = parse_qs(raw_query, keep_blank_values=True) if raw_query else {}
         try:
             text, encoded = body.decode(), False
         except UnicodeDecodeError:
@@ -171,7 +191,7 @@ class Gateway:
             return _error(500, "Internal server error", "The service could not handle the request.")
         return result
 
-    # -- WSGI ---------------------------------------------------------------------------------
+    # -- HTTP ------------------------------------------------------------------------------------
 
     def respond(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
                 source_ip: str) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -184,48 +204,15 @@ class Gateway:
                                 error_description(code, result))
         return status, response_headers, payload
 
-    def wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """The gateway as a WSGI application, for any WSGI server (``infra.local.http`` calls :meth:`respond`
-        directly, without the WSGI environment in between)."""
-        method = str(environ.get("REQUEST_METHOD") or "GET")
-        target = str(environ.get("REQUEST_URI") or _target_of(environ))
-        try:
-            stream = environ.get("wsgi.input")
-            body = stream.read() if stream is not None else b""
-        except Exception:
-            log.exception("reading a request body")
-            body = b""
-        status, response_headers, payload = self.respond(method, target, _headers_of(environ), body,
-                                                         str(environ.get("REMOTE_ADDR") or "127.0.0.1"))
-        start_response(status, response_headers)
-        return [payload]
-
 
 def printable_error(exc: Exception) -> str:
     return str(exc)[:100] or type(exc).__name__
 
 
-def _target_of(environ: dict[str, Any]) -> str:
-    from urllib.parse import quote
-
-    path = str(environ.get("PATH_INFO") or "/").encode("latin-1", "replace").decode("utf-8", "replace")
-    query = str(environ.get("QUERY_STRING") or "")
-    return quote(path) + (f"?{query}" if query else "")
-
-
-def _headers_of(environ: dict[str, Any]) -> list[tuple[str, str]]:
-    """The request's headers, named as clients usually spell them (WSGI keeps no case and joins repeats)."""
-    headers = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers.append((key[5:].replace("_", "-").title(), str(value)))
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers.append((key.replace("_", "-").title(), str(value)))
-    return headers
-
-
 def render(result: dict[str, Any], method: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    """A proxy result as a WSGI status, headers and body, as API Gateway would send it."""
+    """A proxy result as an HTTP status line, headers and body, as API Gateway would send it. Headers HTTP cannot
+    carry (a name that is no token, a value with a control character or beyond Latin-1) and those the server
+    sets itself (hop-by-hop, Content-Length) are dropped."""
     try:
         status = int(result.get("statusCode") or 500)
         if not 100 <= status <= 599:
@@ -237,26 +224,29 @@ def render(result: dict[str, Any], method: str) -> tuple[str, list[tuple[str, st
             payload = payload.encode()
         elif not isinstance(payload, bytes):
             raise TypeError(type(payload).__name__)
-        headers: list[tuple[str, str]] = []
-        for name, value in (result.get("headers") or {}).items():
-            headers.append((str(name), str(value)))
+        pairs = [(str(name), str(value)) for name, value in (result.get("headers") or {}).items()]
         for name, values in (result.get("multiValueHeaders") or {}).items():
-            headers.extend((str(name), str(value)) for value in values)
+            pairs.extend((str(name), str(value)) for value in values)
     except Exception:
         log.exception("the app returned a proxy result that cannot be sent")
         return render(_error(500, "Internal server error", "The service returned an invalid response."), method)
-    headers = [(name, value) for name, value in headers
-               if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length"
-               and not any(c in name or c in value for c in "\r\n\0")]
-    if status in (204, 304) or 100 <= status < 200:
+    headers: list[tuple[str, str]] = []
+    typed = False
+    for name, value in pairs:
+        lower = name.lower()
+        if lower in _NOT_SENT or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+            continue
+        typed = typed or lower == "content-type"
+        headers.append((name, value))
+    if status in (204, 304) or status < 200:
         payload = b""
     else:
         headers.append(("Content-Length", str(len(payload))))
-        if payload and not any(name.lower() == "content-type" for name, _ in headers):
+        if payload and not typed:
             headers.append(("Content-Type", "application/json"))
     if method == "HEAD":
         payload = b""
-    return f"{status} {_REASONS.get(status, 'Unknown')}", headers, payload
+    return _STATUS_LINES.get(status) or f"{status} Unknown", headers, payload
 
 
 def error_description(status: int, result: dict[str, Any]) -> str | None:

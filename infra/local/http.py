@@ -1,8 +1,7 @@
 """HTTP for the local stack's REST worker processes: waitress, adjusted for hostile input.
 
-Each worker process serves the gateway (:meth:`infra.local.gateway.Gateway.respond`; its
-WSGI app, :meth:`~infra.local.gateway.Gateway.wsgi`, works too) with waitress on the listening socket the stack bound (and shares between
-its workers). Waitress reads and writes every connection on its event loop
+Each worker process serves the gateway (:meth:`infra.local.gateway.Gateway.respond`) with waitress on
+the listening socket the stack bound (and shares between its workers). Waitress reads and writes every connection on its event loop
 and hands a request on only once it has arrived whole, so a slow client
 holds a connection, never the worker. It does keep-alive, pipelining,
 ``Transfer-Encoding: chunked`` request bodies and ``Expect:
@@ -24,8 +23,11 @@ What is added here:
   longer idle, but still too slow); at most ``HTTP_MAX_CONNECTIONS``
   connections per worker (fewer if the file descriptor limit is lower),
   beyond which waitress stops accepting until some close.
-- Keep-alive after 204 and 304 answers too (waitress closes the
-  connection after any answer without a Content-Length, which those may not carry).
+- No WSGI: :class:`ResponderTask` hands the gateway what waitress parsed
+  and writes the answer's head and body as one buffer (one send), with the
+  headers as the app spelled them and a ``Date`` made once a second. The
+  connection is kept alive after 204 and 304 answers too (waitress closes
+  it after any answer without a Content-Length, which those may not carry).
 - Errors in Zaqar's format: what waitress refuses itself (a malformed
   request line or header, an oversized header or body, an unsupported
   transfer coding) is answered ``{"title": ..., "description": ...}`` as
@@ -54,17 +56,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from waitress.adjustments import Adjustments
-from waitress.buffers import OverflowableBuffer
-from waitress.channel import ClientDisconnected, HTTPChannel
+from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.server import TcpWSGIServer
-from waitress.task import ErrorTask, WSGITask
-from waitress.utilities import BadRequest
+from waitress.task import ErrorTask, Task
+from waitress.utilities import BadRequest, build_http_date
 
 from infra.local.logs import AccessLog
+from infra.local.processes import count_of
 
 log = logging.getLogger(__name__)
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Responder = Callable[[str, str, list[tuple[str, str]], bytes, str], tuple[str, list[tuple[str, str]], bytes]]
 """(method, request target, headers, body, client address) -> (status line, headers, body): Gateway.respond."""
 _FD_RESERVE = 128  # descriptors a worker keeps for Redis, the catalog, AWS and the log
@@ -96,13 +97,10 @@ class Limits:
                 raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
             return value
 
-        connections = env.get("HTTP_MAX_CONNECTIONS")
-        if connections and (not connections.isdigit() or int(connections) < 1):
-            raise ValueError(f"HTTP_MAX_CONNECTIONS must be a positive whole number, not {connections!r}")
         return cls(
             idle_timeout_s=number("HTTP_IDLE_TIMEOUT", defaults.idle_timeout_s),
             request_timeout_s=number("HTTP_REQUEST_TIMEOUT", defaults.request_timeout_s),
-            max_connections=int(connections) if connections else defaults.max_connections,
+            max_connections=count_of(env, "HTTP_MAX_CONNECTIONS", defaults.max_connections),
         )
 
     def connection_limit(self) -> int:
@@ -135,45 +133,77 @@ class ZaqarErrorTask(ErrorTask):  # type: ignore[misc]
             server.access_log.request(method, path, error.code, (time.time() - self.start_time) * 1000, str(error.body))
 
 
-class KeepAliveTask(WSGITask):  # type: ignore[misc]
-    """Waitress's WSGI task, except that a response without a body (204, 304) keeps the connection open:
-    waitress closes every response that has no Content-Length, and those may not have one (RFC 9110)."""
+_BODYLESS = ("1", "204", "304")
+
+
+class ResponderTask(Task):  # type: ignore[misc]
+    """Calls the server's responder with what waitress parsed, with no WSGI environment in between (building
+    one and reading it back costs more than the rest of serving the request), and writes the answer as one
+    buffer: head and body together, in one send.
+
+    The responder's headers are sent as it spelled them (it drops what may not be sent: see
+    :func:`infra.local.gateway.render`), with a cached ``Date``. The connection stays open unless the client
+    asked otherwise (``Connection: close``, or HTTP/1.0 without ``keep-alive``), also after 204 and 304
+    answers (waitress closes every answer without a Content-Length, which those may not carry: RFC 9110)."""
 
     close_on_finish: bool
-    response_headers: list[tuple[str, str]]
+    wrote_header: bool
+    status: str
 
-    def build_response_header(self) -> bytes:
-        closing = self.close_on_finish
-        head: bytes = super().build_response_header()
-        if (not self.has_body and not closing and self.close_on_finish and self.version == "1.1"
-                and self.request.headers.get("CONNECTION", "").lower() != "close"):
-            self.close_on_finish = False
-            self.response_headers = [(name, value) for name, value in self.response_headers
-                                     if (name, value) != ("Connection", "close")]
-            head = head.replace(b"\r\nConnection: close", b"", 1)
-        return head
-
-
-class ResponderTask(KeepAliveTask):
-    """Calls the server's responder with what waitress parsed, with no WSGI environment in between
-    (building one and reading it back costs more than the rest of serving the request)."""
-
-    content_length: int | None
-
-    def execute(self) -> None:
+    def service(self) -> None:
         request = self.request
-        headers = [(name.replace("_", "-").title(), value) for name, value in request.headers.items()]
-        body = request.get_body_stream().read()
-        responder = self.channel.server.responder
-        status, response_headers, payload = responder(request.command, request.request_uri, headers, body,
-                                                      str(self.channel.addr[0]))
+        channel = self.channel
+        headers = [(_header_name(name), value) for name, value in request.headers.items()]
+        received = request.body_rcv  # the body's buffer, read as it is (get_body_stream() would copy it into a file)
+        body = received.getbuf().get() if received is not None else b""
+        status, response_headers, payload = channel.server.responder(request.command, request.request_uri, headers,
+                                                                     body, str(channel.addr[0]))
         self.status = status
-        self.response_headers.extend(response_headers)
-        for name, value in response_headers:
-            if name.lower() == "content-length":
-                self.content_length = int(value)
-        self.complete = True
-        self.write(payload)
+        connection = request.headers.get("CONNECTION", "").lower()
+        keep_alive = connection != "close" if self.version == "1.1" else connection == "keep-alive"
+        if keep_alive and not status.startswith(_BODYLESS):
+            keep_alive = any(name.lower() == "content-length" for name, _ in response_headers)
+        lines = [f"HTTP/{self.version} {status}"]
+        lines.extend(f"{name}: {value}" for name, value in response_headers)
+        lines.append(f"Date: {_http_date()}")
+        if not keep_alive:
+            lines.append("Connection: close")
+            self.close_on_finish = True
+        elif self.version == "1.0":
+            lines.append("Connection: Keep-Alive")
+        lines.append("\r\n")
+        self.wrote_header = True
+        channel.write_soon("\r\n".join(lines).encode("latin-1") + payload)  # render() lets only Latin-1 through
+
+
+class _HttpDate:
+    """The Date header's value, made once a second."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def __call__(self) -> str:
+        now = int(time.time())
+        if now != self.second:
+            self.second, self.text = now, build_http_date(now)
+        return self.text
+
+
+_http_date = _HttpDate()
+_HEADER_NAMES: dict[str, str] = {}
+_MAX_HEADER_NAMES = 1024
+
+
+def _header_name(key: str) -> str:
+    """A header as waitress keeps it (``X_PROJECT_ID``) named as clients usually spell it (``X-Project-Id``),
+    remembered: the same few names come with every request."""
+    name = _HEADER_NAMES.get(key)
+    if name is None:
+        name = key.replace("_", "-").title()
+        if len(_HEADER_NAMES) < _MAX_HEADER_NAMES:
+            _HEADER_NAMES[key] = name
+    return name
 
 
 class TolerantParser(HTTPRequestParser):  # type: ignore[misc]
@@ -253,13 +283,8 @@ class InlineDispatcher:
 
 class ZaqarChannel(HTTPChannel):  # type: ignore[misc]
     parser_class = TolerantParser
-    task_class = KeepAliveTask
+    task_class = ResponderTask
     error_task_class = ZaqarErrorTask
-
-    def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any, map: Any = None) -> None:
-        super().__init__(server, sock, addr, adj, map)
-        if getattr(server, "responder", None) is not None:
-            self.task_class = ResponderTask
     request: Any = None
     """The request being received (waitress's parser), until it has arrived whole."""
     current_outbuf_count: int
@@ -274,25 +299,6 @@ class ZaqarChannel(HTTPChannel):  # type: ignore[misc]
             for channel in dispatcher.run_pending():
                 if channel.connected and channel.total_outbufs_len and not channel.requests:
                     channel.handle_write()  # the whole answer in one send, head and body together
-
-    def write_soon(self, data: Any) -> int:
-        """Queue what a task writes; it is sent once the task is done (tasks run on the loop's thread:
-        waitress would send the head and the body apart, two packets and two system calls)."""
-        if not isinstance(data, bytes):
-            written: int = super().write_soon(data)
-            return written
-        if not self.connected:
-            raise ClientDisconnected
-        if not data:
-            return 0
-        with self.outbuf_lock:
-            if self.current_outbuf_count >= self.adj.outbuf_high_watermark:  # waitress's new buffer per request
-                self.outbufs.append(OverflowableBuffer(self.adj.outbuf_overflow))
-                self.current_outbuf_count = 0
-            self.outbufs[-1].append(data)
-            self.current_outbuf_count += len(data)
-            self.total_outbufs_len += len(data)
-        return len(data)
 
     def received(self, data: bytes) -> bool:
         if self.request is None and data:
@@ -320,9 +326,7 @@ class ZaqarChannel(HTTPChannel):  # type: ignore[misc]
 class ZaqarServer(TcpWSGIServer):  # type: ignore[misc]
     channel_class = ZaqarChannel
 
-    def __init__(self, app: WsgiApp | None, sock: socket.socket, limits: Limits, access_log: AccessLog,
-                 responder: Responder | None = None) -> None:
-        """Serve the WSGI app, or (app None) the responder."""
+    def __init__(self, responder: Responder, sock: socket.socket, limits: Limits, access_log: AccessLog) -> None:
         self.responder = responder
         self.limits = limits
         self.access_log = access_log
@@ -337,7 +341,7 @@ class ZaqarServer(TcpWSGIServer):  # type: ignore[misc]
             backlog=1024, outbuf_high_watermark=1 << 40,  # a task on the loop's thread must never wait for it
         )
         self.dispatcher = InlineDispatcher()
-        super().__init__(app or _unused_app, map={}, _sock=sock, adj=adj, bind_socket=False, dispatcher=self.dispatcher,
+        super().__init__(_no_wsgi_app, map={}, _sock=sock, adj=adj, bind_socket=False, dispatcher=self.dispatcher,
                          sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()))
 
     def pull_trigger(self) -> None:
@@ -385,15 +389,15 @@ class ZaqarServer(TcpWSGIServer):  # type: ignore[misc]
         log.exception("REST worker %d: error while accepting", os.getpid())
 
 
-def _unused_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    raise AssertionError("requests go to the responder")
+def _no_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    raise AssertionError("requests go to the responder (ResponderTask), never to a WSGI app")
 
 
 def serve(responder: Responder, sock: socket.socket, limits: Limits, access_log: AccessLog | None = None,
           ready: Callable[[], None] | None = None) -> None:
     """Serve on an already listening socket (shared with the other workers) until SIGTERM or SIGINT."""
     assert threading.current_thread() is threading.main_thread()
-    server = ZaqarServer(None, sock, limits, access_log or AccessLog(enabled=False), responder=responder)
+    server = ZaqarServer(responder, sock, limits, access_log or AccessLog(enabled=False))
     signal.signal(signal.SIGTERM, lambda *_: server.dispatcher.stop())  # after the request in progress
     if ready is not None:
         ready()

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import select
+import stat
 import sys
 import threading
 import time
@@ -34,7 +35,8 @@ DATE_FORMAT = "%H:%M:%S"
 
 def printable(text: str, limit: int = 300) -> str:
     """text with control characters shown as '?' and cut to limit characters."""
-    text = _CONTROL.sub("?", text)
+    if not text.isprintable():  # False for every control character (and for some other text: the regex decides)
+        text = _CONTROL.sub("?", text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -82,8 +84,6 @@ def configure(level: int = logging.WARNING, window_s: float = WINDOW_S) -> loggi
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("infra.local").setLevel(logging.INFO)
-    # one waitress thread per worker, by design (one invocation at a time): a queue is expected, not news
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     return handler
 
 
@@ -92,6 +92,8 @@ class AccessLog:
 
     A line that cannot be written at once (stdout is a pipe nobody reads any more, and it is full) is
     dropped rather than left to block the worker; the next line that gets through says how many were.
+    Writes to a regular file or /dev/null never wait, so only pipes, terminals and sockets are polled
+    before each line.
     """
 
     def __init__(self, fd: int = 1, enabled: bool = True) -> None:
@@ -100,6 +102,7 @@ class AccessLog:
         self.dropped = 0
         self._second = -1
         self._stamp = ""
+        self._poll = enabled and not _never_blocks(fd)
 
     def request(self, method: str, path: str, status: int, elapsed_ms: float, description: str | None = None) -> None:
         if not self.enabled:
@@ -111,8 +114,7 @@ class AccessLog:
         if description:
             line += f" - {printable(description)}"
         try:
-            _, writable, _ = select.select([], [self.fd], [], 0)
-            if not writable:
+            if self._poll and not select.select([], [self.fd], [], 0)[1]:
                 self.dropped += 1
                 return
             if self.dropped:
@@ -121,3 +123,14 @@ class AccessLog:
             os.write(self.fd, (line + "\n").encode("utf-8", "replace")[:4000])  # < PIPE_BUF: lines never mix
         except (OSError, ValueError):  # nothing to write to any more: serving matters more than logging
             self.dropped += 1
+
+
+def _never_blocks(fd: int) -> bool:
+    """Whether writing to fd never waits for a reader: a regular file, or /dev/null."""
+    try:
+        mode = os.fstat(fd)
+        if stat.S_ISREG(mode.st_mode):
+            return True
+        return stat.S_ISCHR(mode.st_mode) and mode.st_rdev == os.stat(os.devnull).st_rdev
+    except OSError:
+        return False

@@ -27,7 +27,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def port_of(env: dict[str, str] | os._Environ[str], variable: str, default: int) -> int:
+def port_of(env: Mapping[str, str], variable: str, default: int) -> int:
     raw = env.get(variable)
     if not raw:
         return default
     if not raw.strip().isdigit() or not 0 < int(raw) < 65536:
         raise ValueError(f"{variable} must be a port number (1-65535), not {raw!r}")
+    return int(raw)
+
+
+def count_of(env: Mapping[str, str], variable: str, default: int) -> int:
+    """A positive whole number from env (default when unset); ValueError names the variable."""
+    raw = env.get(variable)
+    if not raw:
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"{variable} must be a whole number of at least 1, not {raw!r}")
     return int(raw)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from infra.local.processes import free_port
 from tests.keystone_server import Keystone, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNING_KEY = "e2e-signing-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_until_up(port: int, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
@@ -55,7 +49,7 @@ class Stack:
 
 
 def _start_stack(tmp: Path, redis_url: str, **extra: str) -> Iterator[Stack]:
-    port, ws_port, moto_port = _free_port(), _free_port(), _free_port()
+    port, ws_port, moto_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "PORT": str(port),
