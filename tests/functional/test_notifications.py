@@ -71,11 +71,18 @@ def installed(services: Services) -> Iterator[Services]:
         runtime.install(None)
 
 
-@pytest.fixture
-def aws() -> Iterator[None]:
+@contextmanager
+def local_aws() -> Iterator[None]:
+    """moto's Kinesis, SQS and SES with the stream, retry queue and sender that :func:`_build` names."""
     with mock_aws():
         provision(boto3.client("kinesis"), boto3.client("sqs"), boto3.client("ses"), stream="zaqar-events",
                   queue="zaqar-retries", sender=SENDER)
+        yield
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with local_aws():
         yield
 
 
@@ -293,44 +300,34 @@ def test_subscribing_again_while_unconfirmed_sends_the_confirmation_again(
     assert {d["URL-Paths"] for d in sent} == {f"/v2/queues/orders/subscriptions/{sid}/confirm"}
 
 
-def test_email_confirmation_reaches_ses(aws: None, tmp_path: Path, redis_url: str, project: str) -> None:
-    with installed(_build(tmp_path, redis_url, REQUIRE_CONFIRMATION="true")) as services:
-        with Client(app_module.app) as client:
-            api = Api(client, project)
-            flow = Flow(services)
-            sid = subscribe(api, "orders", "mailto:me@example.test")
-            flow.drain()
-            (mail,) = flow.emails()
-            assert mail.destinations["ToAddresses"] == ["me@example.test"]
-            assert "Confirm" in mail.subject and f"/subscriptions/{sid}/confirm" in mail.body
-            assert "URL-Signature" in mail.body
+def test_email_confirmation_reaches_ses(confirming: tuple[Api, Flow]) -> None:
+    api, flow = confirming
+    sid = subscribe(api, "orders", "mailto:me@example.test")
+    flow.drain()
+    (mail,) = flow.emails()
+    assert mail.destinations["ToAddresses"] == ["me@example.test"]
+    assert "Confirm" in mail.subject and f"/subscriptions/{sid}/confirm" in mail.body
+    assert "URL-Signature" in mail.body
 
 
 def test_a_websocket_subscriber_gets_pushes_and_loses_its_subscription_when_it_leaves(
     aws: None, tmp_path: Path, redis_url: str, project: str
 ) -> None:
-    from tests.functional.test_websocket import FakeManagementApi, FakeSession, Ws
+    from tests.functional.test_websocket import Ws, fake_management
 
-    with installed(_build(tmp_path, redis_url, WEBSOCKET_API_ID="abcdef1234")) as services:
-        websocket_api = app_module.app.websocket_api
-        fake = FakeManagementApi()
-        saved = (websocket_api.session, websocket_api._client, websocket_api._endpoint)
-        websocket_api.session, websocket_api._client, websocket_api._endpoint = FakeSession(fake), None, None
-        try:
-            with Client(app_module.app) as client:
-                api = Api(client, project)
-                flow = Flow(services)
-                ws = Ws(fake, project).connect()
-                assert ws("subscription_create", {"queue_name": "live"})[0] == 201
-                api.post_messages("live", {"tick": 1})
-                flow.drain()
-                pushed = [json.loads(frame) for frame in fake.sent[ws.id][1:]]
-                assert pushed == [{"body": {"tick": 1}, "ttl": 3600, "queue_name": "live",
-                                   "Message_Type": "Notification"}]
-                ws.disconnect()
-                assert api.get("/v2/queues/live/subscriptions").json["subscriptions"] == []
-                api.post_messages("live", {"tick": 2})
-                flow.drain()
-                assert len(fake.sent[ws.id]) == 2
-        finally:
-            websocket_api.session, websocket_api._client, websocket_api._endpoint = saved
+    with installed(_build(tmp_path, redis_url, WEBSOCKET_API_ID="abcdef1234")) as services, \
+            fake_management() as fake, Client(app_module.app) as client:
+        api = Api(client, project)
+        flow = Flow(services)
+        ws = Ws(fake, project).connect()
+        assert ws("subscription_create", {"queue_name": "live"})[0] == 201
+        api.post_messages("live", {"tick": 1})
+        flow.drain()
+        pushed = [json.loads(frame) for frame in fake.sent[ws.id][1:]]
+        assert pushed == [{"body": {"tick": 1}, "ttl": 3600, "queue_name": "live",
+                           "Message_Type": "Notification"}]
+        ws.disconnect()
+        assert api.get("/v2/queues/live/subscriptions").json["subscriptions"] == []
+        api.post_messages("live", {"tick": 2})
+        flow.drain()
+        assert len(fake.sent[ws.id]) == 2
