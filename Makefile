@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast check bench bench-budget bench-notify bench-idle bench-upstream clean
+.PHONY: run test test-fast check bench bench-budget bench-notify bench-idle bench-upstream bench-validation clean
 KEYSTONE_VENV := .venv-keystone
 TEMPEST_VENV := .venv-tempest
 FUNCTIONAL_VENV := .venv-zaqar-functional
@@ -47,6 +47,10 @@ bench-notify: $(STAMP)
 ## bench-idle: CPU the local stack's processes use per second while idle (make bench-idle ARGS="--messages 20000")
 bench-idle: $(STAMP)
 	$(BIN)/python -m bench.idle $(ARGS)
+
+## bench-validation: what checking a post against its JSON Schema costs, jsonschema against fastjsonschema
+bench-validation: $(STAMP)
+	$(BIN)/python -m bench.validation
 
 ## bench-budget: deployment package size and cold-start import time
 bench-budget: $(STAMP)

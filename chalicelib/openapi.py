@@ -20,6 +20,13 @@ JSON = "application/json"
 PATCH_TYPE = "application/openstack-messaging-v2.0-json-patch"
 Schema = dict[str, Any]
 DEFAULT_LIMITS = Limits()
+EXPECTED = "x-expected"
+"""An extension keyword of a schema: what it accepts in words, for error messages (validators ignore it)."""
+INT32_MAX = 2**31 - 1
+"""Largest weight, subscription ttl or claim count: what every store keeps as a number (PostgreSQL's integer)."""
+MIN_SUBSCRIPTION_TTL = 60
+MAX_SUBSCRIBER_LEN = 1024
+MAX_POOL_URI_LEN = 255
 
 
 def _ref(name: str) -> Schema:
@@ -35,7 +42,8 @@ def _integer(low: int, high: int, default: int | None = None) -> Schema:
 
 def schemas(limits: Limits) -> dict[str, Schema]:
     """Every schema the document and the websocket frames share, by name."""
-    name = {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$", "minLength": 1, "maxLength": limits.max_queue_name}
+    name = {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$", "minLength": 1, "maxLength": limits.max_queue_name,
+            EXPECTED: "ASCII letters, digits, underscores, dashes and dots"}
     ttl = _integer(limits.min_message_ttl, limits.max_message_ttl)
     link = {"type": "object", "required": ["rel", "href"],
             "properties": {"rel": {"type": "string"}, "href": {"type": "string"}}}
@@ -55,6 +63,15 @@ def schemas(limits: Limits) -> dict[str, Schema]:
                        "ttl": {"type": "integer"}, "age": {"type": "integer"}, "options": {"type": "object"},
                        "confirmed": {"type": "boolean"}, "signing_secret": {"type": "string"}},
     }
+    subscription_fields = {"type": "object", "properties": {
+        "subscriber": {"type": "string", "minLength": 1, "maxLength": MAX_SUBSCRIBER_LEN, "description": (
+            "http(s)://, trust+http(s)://, mailto: (or websocket: over the websocket API)")},
+        "ttl": _integer(MIN_SUBSCRIPTION_TTL, INT32_MAX),
+        "options": {"type": "object", "description": (
+            "post_headers, post_data, subject, from, include_message_id, _retry_policy, ...")}}}
+    pool = {"type": "object", "additionalProperties": False, "properties": {
+        "weight": _integer(0, INT32_MAX), "uri": {"type": "string", "minLength": 1, "maxLength": MAX_POOL_URI_LEN},
+        "flavor": {"type": ["string", "null"]}, "options": {"type": "object"}}}
     return {
         "Error": {"type": "object", "required": ["title", "description"],
                   "properties": {"title": {"type": "string"}, "description": {"type": "string"}}},
@@ -62,9 +79,10 @@ def schemas(limits: Limits) -> dict[str, Schema]:
         "Link": link,
         "QueueMetadata": metadata,
         "NewMessage": {"type": "object", "required": ["body"], "properties": {
-            "body": {"description": "Any JSON value."}, "ttl": ttl,
-            "delay": _integer(0, limits.max_message_delay)}},
-        "MessagePost": {"type": "object", "required": ["messages"], "properties": {
+            "body": {"description": "Any JSON value."}, "ttl": {**ttl, "type": ["integer", "null"]},
+            "delay": {**_integer(0, limits.max_message_delay), "type": ["integer", "null"]}}},
+        "MessagePost": {"type": "object", "required": ["messages"], EXPECTED: (
+            'a JSON object like {"messages": [{"body": ...}]}'), "properties": {
             "messages": {"type": "array", "minItems": 1, "items": _ref("NewMessage")}}},
         "Posted": {"type": "object", "required": ["resources"],
                    "properties": {"resources": {"type": "array", "items": {"type": "string"}}}},
@@ -90,26 +108,23 @@ def schemas(limits: Limits) -> dict[str, Schema]:
             "queues": {"type": "array", "items": {"type": "object", "required": ["name", "href"], "properties": {
                 "name": name, "href": {"type": "string"}, "metadata": metadata}}},
             "links": {"type": "array", "items": link}, "count": {"type": "integer"}}},
-        "Purge": {"type": "object", "properties": {"resource_types": {
+        "Purge": {"type": "object", "additionalProperties": False, "properties": {"resource_types": {
             "type": "array", "minItems": 1, "items": {"enum": ["messages", "subscriptions"]}}}},
-        "Share": {"type": "object", "properties": {
-            "paths": {"type": "array", "items": {"enum": ["messages", "subscriptions", "claims"]}},
-            "methods": {"type": "array", "items": {"enum": ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"]}},
-            "expires": {"type": "string", "description": "ISO 8601 time, at most a day ahead by default."}}},
+        "Share": {"type": "object", "additionalProperties": False, "properties": {
+            "paths": {"type": "array", "minItems": 1, "items": {"enum": ["messages", "subscriptions", "claims"]}},
+            "methods": {"type": "array", "minItems": 1, "items": {
+                "type": "string", "description": "GET, HEAD, OPTIONS, POST, PUT, DELETE or PATCH, in any case"}},
+            "expires": {"type": "string", "description": "an ISO 8601 time such as 2030-01-01T00:00:00 "
+                        "(a day from now when not given)"}}},
         "Signed": {"type": "object", "required": ["signature", "expires", "paths", "methods", "project"],
                    "properties": {"signature": {"type": "string"}, "expires": {"type": "string"},
                                   "paths": {"type": "array", "items": {"type": "string"}},
                                   "methods": {"type": "array", "items": {"type": "string"}},
                                   "project": {"type": "string"}}},
-        "SubscriptionCreate": {"type": "object", "required": ["subscriber"], "properties": {
-            "subscriber": {"type": "string", "description": (
-                "http(s)://, trust+http(s)://, mailto: (or websocket: over the websocket API).")},
-            "ttl": {"type": "integer", "minimum": 60},
-            "options": {"type": "object", "description": (
-                "post_headers, post_data, subject, from, include_message_id, _retry_policy, ...")}}},
-        "SubscriptionUpdate": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
-            "subscriber": {"type": "string"}, "ttl": {"type": "integer", "minimum": 60},
-            "options": {"type": "object"}}},
+        "SubscriptionCreate": {**subscription_fields, "required": ["subscriber"]},
+        "WebsocketSubscribe": {**subscription_fields, "description": (
+            "Over the websocket API a subscription without a subscriber is the connection's own.")},
+        "SubscriptionUpdate": {**subscription_fields, "minProperties": 1, "additionalProperties": False},
         "SubscriptionCreated": {"type": "object", "required": ["subscription_id"], "properties": {
             "subscription_id": {"type": "string"}, "signing_secret": {"type": "string"}}},
         "Subscription": subscription,
@@ -117,17 +132,21 @@ def schemas(limits: Limits) -> dict[str, Schema]:
             "subscriptions": {"type": "array", "items": subscription},
             "links": {"type": "array", "items": link}}},
         "Confirm": {"type": "object", "required": ["confirmed"], "properties": {"confirmed": {"type": "boolean"}}},
-        "JsonPatch": {"type": "array", "items": {"type": "object", "required": ["op", "path"], "properties": {
-            "op": {"enum": ["add", "remove", "replace"]}, "path": {"type": "string", "pattern": "^/metadata/"},
-            "value": {}}}},
-        "Pool": {"type": "object", "required": ["weight", "uri"], "properties": {
-            "weight": {"type": "integer", "minimum": 0}, "uri": {"type": "string"},
-            "flavor": {"type": "string"}, "options": {"type": "object"}}},
-        "PoolPatch": {"type": "object", "minProperties": 1, "properties": {
-            "weight": {"type": "integer", "minimum": 0}, "uri": {"type": "string"},
-            "flavor": {"type": "string"}, "options": {"type": "object"}}},
-        "Flavor": {"type": "object", "properties": {
-            "pool_list": {"type": "array", "items": {"type": "string"}}, "capabilities": {"type": "object"}}},
+        "JsonPatch": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["op", "path"], "properties": {
+                "op": {"enum": ["add", "remove", "replace"]},
+                "path": {"type": "string", "pattern": "^/metadata/[^/]+$",
+                         EXPECTED: "/metadata/ and one key (~1 for a slash in it, ~0 for a tilde)"},
+                "value": {}},
+            "if": {"properties": {"op": {"enum": ["add", "replace"]}}}, "then": {"required": ["value"]}}},
+        "Pool": {**pool, "required": ["weight", "uri"]},
+        "PoolPatch": {**pool, "minProperties": 1},
+        "Flavor": {"type": "object", "required": ["pool_list"], "additionalProperties": False, "properties": {
+            "pool_list": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "capabilities": {"type": ["object", "null"]}}},
+        "FlavorPatch": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
+            "pool_list": {"type": ["array", "null"], "minItems": 1, "items": {"type": "string"}},
+            "capabilities": {"type": ["object", "null"]}}},
         "Health": {"type": "object", "required": ["catalog_reachable"], "properties": {
             "catalog_reachable": {"type": "boolean"}}, "additionalProperties": {"type": "object"}},
         "Listing": {"type": "object", "description": "A page of pools or flavors.",
@@ -269,7 +288,7 @@ def _paths(limits: Limits) -> dict[str, Schema]:
                               body=_ref("Confirm"), errors=(404,)),
         },
     }
-    for kind, schema, patch in (("pools", "Pool", "PoolPatch"), ("flavors", "Flavor", "Flavor")):
+    for kind, schema, patch in (("pools", "Pool", "PoolPatch"), ("flavors", "Flavor", "FlavorPatch")):
         item = _path_param(f"{kind[:-1]}_name")
         paths[f"/v2/{kind}"] = {"get": _operation(f"{kind[:-1]}_list", f"A page of {kind} (admin).", {
             "200": _json(_ref("Listing"), f"{kind.title()}.")}, parameters=[
@@ -345,7 +364,8 @@ def websocket_frames(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
         "claim_get": {**queue, "required": ["queue_name", "claim_id"]},
         "claim_update": {**queue, "required": ["queue_name", "claim_id"]},
         "claim_delete": {**queue, "required": ["queue_name", "claim_id"]},
-        "subscription_create": queue,
+        "subscription_create": {**queue, "properties": {**queue["properties"],
+                                                        **defs["WebsocketSubscribe"]["properties"]}},
         "subscription_get": {**queue, "required": ["queue_name", "subscription_id"]},
         "subscription_list": queue,
         "subscription_delete": {**queue, "required": ["queue_name", "subscription_id"]},

@@ -6,13 +6,11 @@ import logging
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import validation
+from chalicelib.api import bodies, validation
 from chalicelib.api.context import Services
 from chalicelib.storage.pools import Pool
 
 log = logging.getLogger(__name__)
-MAX_WEIGHT = 2**31 - 1  # the catalog's weight column is a 32-bit signed integer (PostgreSQL refuses more)
-POOL_KEYS = {"weight", "uri", "flavor", "options"}
 
 
 def _inventory(services: Services) -> Any:
@@ -46,21 +44,12 @@ def _reachable(services: Services, uri: str) -> None:
         store.close()
 
 
-def _pool_fields(services: Services, body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    unknown = set(body) - POOL_KEYS
-    if unknown:
-        raise errors.InvalidBody(f"Pools have no {', '.join(sorted(unknown))}: use weight, uri, flavor, options.")
-    if not partial and not {"weight", "uri"} <= set(body):
-        raise errors.InvalidBody("A pool needs a weight and a uri.")
-    if partial and not body:
-        raise errors.InvalidBody("Say what to change: uri, weight, flavor or options.")
-    fields: dict[str, Any] = {}
-    if "weight" in body:
-        fields["weight"] = validation.integer(body["weight"], "weight", 0, MAX_WEIGHT)
+def _pool_fields(services: Services, body: Any, *, partial: bool) -> dict[str, Any]:
+    bodies.check("PoolPatch" if partial else "Pool", body, services.settings.limits,
+                 "The pool update" if partial else "The pool")
+    fields: dict[str, Any] = {key: bodies.whole(body[key]) for key in ("weight", "options") if key in body}
     if "uri" in body:
         uri = body["uri"]
-        if not isinstance(uri, str) or not uri or len(uri) > 255:
-            raise errors.InvalidBody("uri must be a pool URI of at most 255 characters.")
         from chalicelib.storage.pooling import uri_problem
 
         problem = uri_problem(uri)
@@ -70,12 +59,10 @@ def _pool_fields(services: Services, body: dict[str, Any], *, partial: bool) -> 
     if "flavor" in body:
         flavor = body["flavor"]
         if flavor is not None:
-            _name("Flavor", flavor if isinstance(flavor, str) else "")
+            _name("Flavor", flavor)
             if not services.pooling.catalog.flavor_exists(flavor):
                 raise errors.InvalidBody(f"Flavor {flavor} does not exist.")
         fields["flavor"] = flavor
-    if "options" in body:
-        fields["options"] = validation.json_object(body["options"], "pool options")
     if "uri" in fields:
         _reachable(services, fields["uri"])  # last: the only check that connects to anything
     return fields
@@ -103,7 +90,7 @@ def pool_get(services: Services, name: str) -> Pool:
 
 def pool_create(services: Services, name: str, body: Any) -> None:
     name = _name("Pool", name)  # before the fields: their last check connects to the pool
-    fields = _pool_fields(services, validation.json_object(body, "pool"), partial=False)
+    fields = _pool_fields(services, body, partial=False)
     pool = Pool(name, fields["uri"], fields["weight"], fields.get("flavor"), fields.get("options", {}))
     _inventory(services).pool_create(pool)
     services.pooling.refresh()
@@ -111,7 +98,7 @@ def pool_create(services: Services, name: str, body: Any) -> None:
 
 def pool_update(services: Services, name: str, body: Any) -> Pool:
     name = _name("Pool", name)
-    fields = _pool_fields(services, validation.json_object(body, "pool update"), partial=True)
+    fields = _pool_fields(services, body, partial=True)
     updated: Pool | None = _inventory(services).pool_update(name, fields)
     if updated is None:
         raise errors.NotFound(f"Pool {name} does not exist.")
@@ -141,19 +128,10 @@ def flavor_view(services: Services, flavor: dict[str, Any], *, detailed: bool = 
     return view
 
 
-def _flavor_fields(body: dict[str, Any], *, partial: bool) -> tuple[list[str] | None, dict[str, Any] | None]:
-    unknown = set(body) - {"pool_list", "capabilities"}
-    if unknown:
-        raise errors.InvalidBody(f"Flavors have no {', '.join(sorted(unknown))}: use pool_list, capabilities.")
-    pool_list = body.get("pool_list")
-    if pool_list is None and not partial:
-        raise errors.InvalidBody("A flavor needs a pool_list.")
-    if pool_list is not None and (not isinstance(pool_list, list) or not pool_list
-                                  or not all(isinstance(p, str) for p in pool_list)):
-        raise errors.InvalidBody("pool_list must be a non-empty list of pool names.")
-    caps = body.get("capabilities")
-    if caps is not None and not isinstance(caps, dict):
-        raise errors.InvalidBody("capabilities must be a JSON object.")
+def _flavor_fields(services: Services, body: Any, *, partial: bool) -> tuple[list[str] | None, dict[str, Any] | None]:
+    bodies.check("FlavorPatch" if partial else "Flavor", body, services.settings.limits,
+                 "The flavor update" if partial else "The flavor")
+    pool_list, caps = body.get("pool_list"), body.get("capabilities")
     if partial and pool_list is None and caps is None:
         raise errors.InvalidBody("Say what to change: pool_list or capabilities.")
     return pool_list, caps
@@ -172,7 +150,7 @@ def flavor_get(services: Services, name: str) -> dict[str, Any]:
 
 
 def flavor_create(services: Services, name: str, body: Any) -> None:
-    pool_list, caps = _flavor_fields(validation.json_object(body, "flavor"), partial=False)
+    pool_list, caps = _flavor_fields(services, body, partial=False)
     assert pool_list is not None
     _inventory(services).flavor_put(_name("Flavor", name), pool_list=pool_list, capabilities=caps or {}, create=True)
     services.pooling.refresh()
@@ -180,7 +158,7 @@ def flavor_create(services: Services, name: str, body: Any) -> None:
 
 def flavor_update(services: Services, name: str, body: Any) -> dict[str, Any]:
     current = flavor_get(services, name)
-    pool_list, caps = _flavor_fields(validation.json_object(body, "flavor update"), partial=True)
+    pool_list, caps = _flavor_fields(services, body, partial=True)
     _inventory(services).flavor_put(
         name, pool_list=pool_list if pool_list is not None else current["pool_list"],
         capabilities=caps if caps is not None else current["capabilities"], create=False,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import outbox, validation
+from chalicelib.api import bodies, outbox, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.messages import Message, to_messages
 from chalicelib.api.queues import ensure_queue
@@ -29,15 +29,10 @@ class ClaimView:
 
 def _ttl_grace(services: Services, body: Any) -> tuple[int, int]:
     limits = services.settings.limits
-    if body is None:
-        body = {}
-    body = validation.json_object(body, "claim")
-    ttl = body.get("ttl", limits.default_claim_ttl)
-    grace = body.get("grace", limits.default_claim_grace)
-    return (
-        validation.integer(ttl, "Claim ttl", limits.min_claim_ttl, limits.max_claim_ttl),
-        validation.integer(grace, "Claim grace", limits.min_claim_grace, limits.max_claim_grace),
-    )
+    body = {} if body is None else body
+    bodies.check("ClaimCreate", body, limits, "The claim")
+    return (bodies.whole(body.get("ttl", limits.default_claim_ttl)),
+            bodies.whole(body.get("grace", limits.default_claim_grace)))
 
 
 def _store(services: Services, caller: Caller, queue: str) -> MessageStore | None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import crypto, errors
-from chalicelib.api import outbox, validation
+from chalicelib.api import bodies, outbox, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import ensure_queue
 from chalicelib.storage import base
@@ -89,26 +89,8 @@ ENCRYPTED_QUEUES = _EncryptedQueues()
 
 
 def _parse_new(services: Services, body: Any) -> list[tuple[Any, int | None, int | None]]:
-    limits = services.settings.limits
-    if not isinstance(body, dict) or "messages" not in body:
-        raise errors.InvalidBody('The request body must be an object like {"messages": [{"body": ...}]}.')
-    items = body["messages"]
-    if not isinstance(items, list):
-        raise errors.InvalidBody('"messages" must be a JSON array.')
-    if not items:
-        raise errors.InvalidBody("No messages were found in the request body.")
-    parsed = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or "body" not in item:
-            raise errors.InvalidBody(f'Message {index} must be an object with a "body".')
-        ttl = item.get("ttl")
-        if ttl is not None:
-            ttl = validation.integer(ttl, f"Message {index} ttl", limits.min_message_ttl, limits.max_message_ttl)
-        delay = item.get("delay")
-        if delay is not None:
-            delay = validation.integer(delay, f"Message {index} delay", 0, limits.max_message_delay)
-        parsed.append((item["body"], ttl, delay))
-    return parsed
+    bodies.check("MessagePost", body, services.settings.limits, "The request body")
+    return [(item["body"], bodies.whole(item.get("ttl")), bodies.whole(item.get("delay"))) for item in body["messages"]]
 
 
 def message_post(services: Services, caller: Caller, queue: str, body: Any, *, size: int) -> Outcome[list[str]]:

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import listeners, outbox, trust_subscribers, validation
+from chalicelib.api import bodies, listeners, outbox, trust_subscribers, validation
 from chalicelib.api.context import Caller, Outcome, Services
+from chalicelib.config import Limits
 from chalicelib.storage.base import MessageStore, QueueSettings, Stats
 
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
@@ -43,7 +44,9 @@ def _check_metadata(services: Services, metadata: Any, size: int) -> dict[str, A
     limit = services.settings.limits.max_queue_metadata
     if size > limit:
         raise errors.InvalidBody(f"Queue metadata may be at most {limit} bytes; got {size}.")
-    return validation.json_object(metadata, "queue metadata")
+    bodies.check("QueueMetadata", metadata, services.settings.limits, "The queue metadata")
+    result: dict[str, Any] = metadata
+    return result
 
 
 def with_defaults(services: Services, metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,15 +144,9 @@ def queue_stats(services: Services, caller: Caller, name: str) -> Stats | None:
 def queue_purge(services: Services, caller: Caller, name: str, body: Any) -> Outcome[None]:
     """Remove the queue's messages (claimed ones too) and/or subscriptions; keep its metadata."""
     kinds = {"messages", "subscriptions"}
-    if body is not None and body != {}:
-        body = validation.json_object(body, "purge request")
-        unknown = set(body) - {"resource_types"}
-        if unknown:
-            raise errors.InvalidBody(f"Unknown purge option(s): {', '.join(sorted(unknown))}.")
-        types = body.get("resource_types")
-        if not isinstance(types, list) or not types or not all(isinstance(t, str) and t in kinds for t in types):
-            raise errors.InvalidBody('resource_types must be a non-empty list of "messages" and "subscriptions".')
-        kinds = set(types)
+    if body is not None:
+        bodies.check("Purge", body, services.settings.limits, "The purge request")
+        kinds = set(body.get("resource_types", kinds))
     store = _store(services, caller, name)
     if "subscriptions" in kinds:  # subscriptions outlive their queue: purged even when it does not exist
         removed = services.subscriptions.delete_for_queue(project=caller.project, queue=name)
@@ -221,30 +218,14 @@ def _metadata_for(services: Services, caller: Caller, rows: list[tuple[str, str]
 # -- PATCH with JSON patch --------------------------------------------------
 
 
-def _pointer_key(path: Any) -> str:
-    if not isinstance(path, str) or not path.startswith("/metadata/") or path == "/metadata/":
-        raise errors.InvalidBody(f"Patch paths must look like /metadata/<key>; got {str(path)[:80]!r}.")
-    key = path[len("/metadata/") :]
-    if "/" in key:
-        raise errors.InvalidBody(f"Patch paths may name one metadata key only; got {path[:80]!r}.")
-    return key.replace("~1", "/").replace("~0", "~")
-
-
-def apply_patch(current: Mapping[str, Any], patch: Any) -> dict[str, Any]:
+def apply_patch(current: Mapping[str, Any], patch: Any, limits: Limits) -> dict[str, Any]:
     """Apply add/replace/remove operations on /metadata/<key>; all or nothing."""
-    if not isinstance(patch, list) or not patch:
-        raise errors.InvalidBody("The patch must be a non-empty JSON array of operations.")
+    bodies.check("JsonPatch", patch, limits, "The patch")
     result = dict(current)
     for op in patch:
-        if not isinstance(op, dict) or "op" not in op or "path" not in op:
-            raise errors.InvalidBody('Each patch operation must be an object with "op" and "path".')
         kind = op["op"]
-        if not isinstance(kind, str):
-            raise errors.InvalidBody('The "op" of a patch operation must be add, replace or remove.')
-        key = _pointer_key(op["path"])
+        key = op["path"][len("/metadata/"):].replace("~1", "/").replace("~0", "~")
         if kind in {"add", "replace"}:
-            if "value" not in op:
-                raise errors.InvalidBody(f'The {kind} operation on {op["path"]} needs a "value".')
             if kind == "replace" and key not in result and not key.startswith("_"):
                 raise errors.Conflict(f"Cannot replace metadata key {key!r}: it does not exist.")
             result[key] = op["value"]
@@ -254,8 +235,6 @@ def apply_patch(current: Mapping[str, Any], patch: Any) -> dict[str, Any]:
                     continue  # removing a reserved key restores its default
                 raise errors.Conflict(f"Cannot remove metadata key {key!r}: it does not exist.")
             del result[key]
-        else:
-            raise errors.InvalidBody(f"Unsupported patch operation {str(kind)[:40]!r}: use add, replace or remove.")
     return result
 
 
@@ -273,7 +252,7 @@ def queue_update(services: Services, caller: Caller, name: str, patch: Any, *, s
     current = None if store is None else store.queue_get(project=caller.project, queue=name)
     if store is None or current is None:
         raise errors.QueueNotFound(project=caller.project, queue=name)
-    updated = apply_patch(current, patch)
+    updated = apply_patch(current, patch, services.settings.limits)
     encoded = len(json.dumps(updated).encode())
     _check_metadata(services, updated, max(size, encoded))
     settings = _settings(services, updated)

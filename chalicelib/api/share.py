@@ -7,10 +7,9 @@ import time
 from typing import Any
 
 from chalicelib import errors, signing
-from chalicelib.api import validation
+from chalicelib.api import bodies, validation
 from chalicelib.api.context import Caller, Services
 
-RESOURCES = ("messages", "subscriptions", "claims")
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH")
 DEFAULT_LIFETIME_S = 24 * 3600
 
@@ -20,24 +19,18 @@ def share(services: Services, caller: Caller, queue: str, body: Any) -> dict[str
     key = services.settings.signing_key
     if key is None:
         raise errors.Invalid("Pre-signed URLs need a SIGNING_KEY, which this deployment does not set.")
-    body = validation.json_object(body if body is not None else {}, "share request")
-    unknown = set(body) - {"paths", "methods", "expires"}
-    if unknown:
-        raise errors.InvalidBody(f"Unknown share option(s): {', '.join(sorted(unknown))}; use paths, methods, expires.")
+    body = {} if body is None else body
+    bodies.check("Share", body, services.settings.limits, "The share request")
     paths = body.get("paths", ["messages"])
-    if not isinstance(paths, list) or not paths or not all(p in RESOURCES for p in paths):
-        raise errors.InvalidBody(f"paths must be a non-empty list of {', '.join(RESOURCES)}.")
     methods = body.get("methods", ["GET"])
-    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and m.upper() in METHODS
-                                                               for m in methods):
-        raise errors.InvalidBody(f"methods must be a non-empty list of {', '.join(METHODS)}.")
+    refused = [m for m in methods if m.upper() not in METHODS]
+    if refused:
+        raise errors.InvalidBody(f"methods may only be {', '.join(METHODS)}; got {', '.join(refused)[:80]}.")
     expires = body.get("expires")
     now = time.time()
     if expires is None:
         expires_at = now + DEFAULT_LIFETIME_S
     else:
-        if not isinstance(expires, str):
-            raise errors.InvalidBody('expires must be an ISO 8601 time such as "2030-01-01T00:00:00".')
         try:
             expires_at = float(calendar.timegm(time.strptime(expires[:19], "%Y-%m-%dT%H:%M:%S")))
         except ValueError:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib import errors
-from chalicelib.api import listeners, outbox, trust_subscribers, validation
+from chalicelib.api import bodies, listeners, outbox, trust_subscribers, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import create_in_place
 from chalicelib.rules import addresses, retry_policy, trust
@@ -21,11 +21,7 @@ from chalicelib.rules import options as rules
 from chalicelib.storage.base import QueueSettings, Subscription
 
 WEBSOCKET_SCHEME = "websocket"
-MAX_SUBSCRIBER_LEN = 1024
-MIN_TTL = 60
-MAX_TTL = 2**31 - 1
 DEFAULT_TTL = 3600
-PATCHABLE = {"subscriber", "ttl", "options"}
 WITH_MESSAGE_ID = "include_message_id"  # the option notify.payloads reads
 WEBHOOK_SCHEMES = frozenset({"http", "https"}) | trust.SCHEMES
 
@@ -44,11 +40,8 @@ def websocket_subscriber(connection_id: str) -> str:
     return f"{WEBSOCKET_SCHEME}:{connection_id}"
 
 
-def check_subscriber(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise errors.InvalidBody("subscriber must be a URI: http://, https://, trust+http(s):// or mailto:.")
-    if len(value) > MAX_SUBSCRIBER_LEN:
-        raise errors.InvalidBody(f"subscriber may be at most {MAX_SUBSCRIBER_LEN} characters long.")
+def check_subscriber(value: str) -> str:
+    """A subscriber URI the service can serve (its type and length are the schema's)."""
     if any(unicodedata.category(c) in {"Cc", "Cs"} for c in value):
         raise errors.InvalidBody(f"subscriber {value[:80]!a} contains a control character or a lone surrogate: "
                                  "percent-encode it.")
@@ -84,13 +77,8 @@ def _check_target(services: Services, subscriber: str, options: dict[str, Any]) 
     return subscriber
 
 
-def _check_ttl(value: Any) -> int:
-    return validation.integer(value, "Subscription ttl", MIN_TTL, MAX_TTL)
-
-
-def _check_options(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise errors.InvalidBody("Subscription options must be a JSON object.")
+def _check_options(value: dict[str, Any]) -> dict[str, Any]:
+    """What the schema cannot say of options (it says they are an object)."""
     if "_retry_policy" in value:
         retry_policy.check(value["_retry_policy"], "Subscription")
     if value.get("post_headers") is not None:
@@ -135,8 +123,10 @@ def subscription_create(
     Without ``subscriber`` over a websocket, the connection itself subscribes.
     """
     validation.queue_name(queue, services.settings.limits)
-    body = validation.json_object(body if body is not None else {}, "subscription")
-    ttl = _check_ttl(body.get("ttl", DEFAULT_TTL))
+    body = {} if body is None else body
+    bodies.check("SubscriptionCreate" if connection_id is None else "WebsocketSubscribe", body,
+                 services.settings.limits, "The subscription")
+    ttl = bodies.whole(body.get("ttl", DEFAULT_TTL))
     options = _check_options(body.get("options", {}))
     if "subscriber" not in body and connection_id is not None:
         subscriber = websocket_subscriber(connection_id)
@@ -200,15 +190,10 @@ def subscription_list(
 
 def subscription_update(services: Services, caller: Caller, queue: str, sid: str, body: Any) -> Outcome[None]:
     validation.queue_name(queue, services.settings.limits)
-    body = validation.json_object(body, "subscription update")
-    unknown = set(body) - PATCHABLE
-    if unknown:
-        raise errors.InvalidBody(f"Subscriptions cannot change {', '.join(sorted(unknown))}: only subscriber, ttl, options.")
-    if not body:
-        raise errors.InvalidBody("Say what to change: subscriber, ttl or options.")
+    bodies.check("SubscriptionUpdate", body, services.settings.limits, "The subscription update")
     changes: dict[str, Any] = {}
     if "ttl" in body:
-        changes["ttl"] = _check_ttl(body["ttl"])
+        changes["ttl"] = bodies.whole(body["ttl"])
     if "options" in body:
         changes["options"] = _check_options(body["options"])
     if "subscriber" in body:
@@ -269,10 +254,8 @@ def subscription_delete(services: Services, caller: Caller, queue: str, sid: str
 
 def subscription_confirm(services: Services, caller: Caller, queue: str, sid: str, body: Any) -> Outcome[None]:
     validation.queue_name(queue, services.settings.limits)
-    body = validation.json_object(body, "confirmation")
-    confirmed = body.get("confirmed")
-    if not isinstance(confirmed, bool):
-        raise errors.InvalidBody('The confirmation must be {"confirmed": true} or {"confirmed": false}.')
+    bodies.check("Confirm", body, services.settings.limits, "The confirmation")
+    confirmed = body["confirmed"]
     updated = services.subscriptions.confirm(
         project=caller.project, queue=queue, sid=sid[:64], confirmed=confirmed, now_ms=_now_ms()
     )

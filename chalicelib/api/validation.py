@@ -1,9 +1,10 @@
 """Request validation shared by every transport.
 
 Each check raises :class:`chalicelib.errors.Invalid` (or ``InvalidBody``)
-with a sentence a person can act on. Written by hand rather than with
-jsonschema: the messages are clearer and no schema compiler is imported
-on a cold start.
+with a sentence a person can act on. The shape of request bodies is
+checked against the published schemas (:mod:`chalicelib.api.bodies`);
+what is here are names, headers, query parameters and the reserved queue
+metadata.
 """
 
 from __future__ import annotations
@@ -97,12 +98,6 @@ def query_ids(raw: str, name: str, limit: int) -> list[str]:
 def message_id(value: str) -> bool:
     """Whether a string can be a message or claim id at all (others match nothing)."""
     return 0 < len(value) <= MAX_ID_LEN
-
-
-def json_object(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise errors.InvalidBody(f"The {what} must be a JSON object.")
-    return body
 
 
 # -- reserved queue metadata ----------------------------------------------

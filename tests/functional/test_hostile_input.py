@@ -520,7 +520,8 @@ FRAME_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("subscription_create", {"queue_name": "q", "subscriber": "http://[::1"}, ["not a valid URI"]),
     ("subscription_create", {"queue_name": "q", "subscriber": "http://x/", "options": []}, ["object"]),
     ("message_delete", {"queue_name": "q", "message_id": "m", "claim_id": {"a": 1}}, ["claim_id"]),
-    ("message_post", {"queue_name": "q", "messages": [{"body": 1, "ttl": 1e300}]}, ["integer"]),
+    ("message_post", {"queue_name": "q", "messages": [{"body": 1, "ttl": 60.5}]}, ["integer"]),
+    ("message_post", {"queue_name": "q", "messages": [{"body": 1, "ttl": 1e300}]}, ["ttl", "1209600"]),
 ]
 
 

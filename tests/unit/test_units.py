@@ -47,9 +47,10 @@ def test_weighted_choice_skips_zero_weights_and_follows_weights() -> None:
 def test_patch_is_all_or_nothing() -> None:
     current = {"a": 1}
     with pytest.raises(errors.Conflict):
-        apply_patch(current, [{"op": "add", "path": "/metadata/b", "value": 2}, {"op": "remove", "path": "/metadata/x"}])
+        apply_patch(current, [{"op": "add", "path": "/metadata/b", "value": 2}, {"op": "remove", "path": "/metadata/x"}],
+                    Limits())
     assert current == {"a": 1}
-    assert apply_patch(current, [{"op": "remove", "path": "/metadata/_max_claim_count"}]) == {"a": 1}
+    assert apply_patch(current, [{"op": "remove", "path": "/metadata/_max_claim_count"}], Limits()) == {"a": 1}
 
 
 def test_metadata_filters_coerce_numbers() -> None:
