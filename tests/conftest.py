@@ -154,6 +154,20 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield server.url
 
 
+@pytest.fixture(scope="session")
+def wire_mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A MongoDB wire-protocol server of our own for the session (see tests/wire_mongodb.py)."""
+    from tests.wire_mongodb import wire_mongodb
+
+    with wire_mongodb(tmp_path_factory.mktemp("nx-27017")) as url:
+        yield url
+
+
+def wire_pool_url(server: str) -> str:
+    """A pool URI on the wire-protocol server, in a database of its own (never dropped by anyone else)."""
+    return f"{server}/zaqar_{uuid.uuid4().hex[:12]}?unreliable=true&directConnection=true"
+
+
 def _delete_project_keys(url: str, project: str) -> None:
     client = redis.Redis.from_url(url)
     pattern = "zq:{" + quote(project, safe="") + "/*"
@@ -193,9 +207,10 @@ def make_settings(tmp_path: Path, pool_url: str, **overrides: str) -> Settings:
 MONGO_POOL = "mongodb://mongomock.invalid/zaqar_functional?unreliable=true"
 
 
-@pytest.fixture(params=["redis", "mongodb"])
+@pytest.fixture(params=["redis", "mongodb", "mongodb-wire"])
 def pool_kind(request: pytest.FixtureRequest) -> str:
-    """The functional suite runs on a Redis default pool and on a MongoDB (mongomock) one."""
+    """The functional suite runs on a Redis default pool and on MongoDB ones: mongomock in this process,
+    and a wire-protocol server (nx-27017) over loopback."""
     return str(request.param)
 
 
@@ -211,21 +226,38 @@ def real_mongodb_url() -> Iterator[str]:
 
     import pymongo
 
+    from chalicelib.storage.mongodb.driver import pool_options
+
     name = f"zaqar_test_{uuid.uuid4().hex[:8]}"
     parts = urlsplit(MONGODB_URL)
     yield urlunsplit(parts._replace(path=f"/{name}"))
-    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(MONGODB_URL)
-    client.drop_database(name)
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(pool_options(MONGODB_URL)[0])
+    client.drop_database(name)  # the test's own database (pool-only options such as unreliable taken out)
     client.close()
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, pool_kind: str, request: pytest.FixtureRequest) -> Settings:
+def pool_url(redis_url: str, pool_kind: str, request: pytest.FixtureRequest) -> str:
+    """The default pool's URI for this pool kind (mongomock's is a placeholder the services fixture serves)."""
     if pool_kind == "mongodb":
-        return make_settings(tmp_path, MONGO_POOL, STATE_URL=redis_url)
+        return MONGO_POOL
     if pool_kind == "mongodb-real":
-        return make_settings(tmp_path, request.getfixturevalue("real_mongodb_url"), STATE_URL=redis_url)
-    return make_settings(tmp_path, redis_url)
+        return str(request.getfixturevalue("real_mongodb_url"))
+    if pool_kind == "mongodb-wire":
+        return wire_pool_url(request.getfixturevalue("wire_mongodb_url"))
+    return redis_url
+
+
+def kind_settings(tmp_path: Path, redis_url: str, pool_url: str, **extra: str) -> Settings:
+    """Settings on this default pool (a MongoDB one keeps its connections and deliveries in Redis), plus ``extra``."""
+    if pool_url.startswith("mongodb"):
+        return make_settings(tmp_path, pool_url, STATE_URL=redis_url, **extra)
+    return make_settings(tmp_path, pool_url, **extra)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, pool_url: str) -> Settings:
+    return kind_settings(tmp_path, redis_url, pool_url)
 
 
 @pytest.fixture
@@ -241,6 +273,22 @@ def services(settings: Settings, pool_kind: str) -> Iterator[Services]:
     runtime.install(built)
     yield built
     runtime.install(None)
+    if pool_kind == "mongodb-wire" and settings.pool_url.startswith("mongodb://"):
+        _drop_wire_database(settings.pool_url)
+
+
+def _drop_wire_database(pool_url: str) -> None:
+    """The test's own database on the wire-protocol server (wire_pool_url made it up)."""
+    import pymongo
+
+    from chalicelib.storage.mongodb.driver import pool_options
+
+    url = pool_options(pool_url)[0]
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(url)
+    try:
+        client.drop_database(pymongo.uri_parser.parse_uri(url)["database"])
+    finally:
+        client.close()
 
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

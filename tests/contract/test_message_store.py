@@ -17,6 +17,7 @@ import pytest
 from chalicelib import errors
 from chalicelib.storage import base
 from chalicelib.storage.base import MessageStore, NewMessage, QueueSettings
+from tests.leases import expire_lease
 
 Q = "orders"
 
@@ -29,6 +30,7 @@ MONGODB_URL = os.environ.get("MONGODB_URL")
         pytest.param("redis", marks=pytest.mark.redis, id="redis"),
         pytest.param("redis-cluster", marks=pytest.mark.redis, id="redis-cluster"),
         pytest.param("mongomock", marks=pytest.mark.mongodb, id="mongodb-mongomock"),
+        pytest.param("mongodb-wire", marks=pytest.mark.mongodb, id="mongodb-wire"),
         pytest.param("mongodb", marks=[pytest.mark.mongodb, pytest.mark.skipif(
             not MONGODB_URL, reason="set MONGODB_URL to run the contract on a real MongoDB")], id="mongodb"),
     ]
@@ -46,7 +48,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[MessageStore]:
 
         database = f"zaqar_test_{uuid.uuid4().hex[:8]}"  # a database of the test's own, dropped after
         client = mongomock.MongoClient() if request.param == "mongomock" else None
-        driver = MongoStore(MONGODB_URL, client=client, database=database, unreliable=True)
+        url = (f"{request.getfixturevalue('wire_mongodb_url')}/?directConnection=true"
+               if request.param == "mongodb-wire" else MONGODB_URL)
+        driver = MongoStore(url, client=client, database=database, unreliable=True)
         yield driver
         (client or driver._client).drop_database(database)
         driver.close()
@@ -376,13 +380,7 @@ def _pending(store: MessageStore, project: str, *, queue: str = Q, holder: str =
 
 
 def _expire_lease(store: MessageStore, project: str) -> None:
-    """What PUBLISH_LEASE_MS of silence does to a lease, without waiting for it."""
-    if hasattr(store, "_listeners"):
-        store._listeners.update_one({"_id": {"p": project, "q": Q}}, {"$set": {"le": 0}})
-    else:
-        from chalicelib.storage.redis import keys
-
-        store._client.hset(keys.queue_keys(project, Q).l, "le", 0)  # type: ignore[attr-defined]
+    expire_lease(store, project, Q)
 
 
 def test_a_post_to_a_queue_nobody_listens_to_writes_no_event(store: MessageStore, project: str) -> None:

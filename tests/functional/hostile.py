@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from chalicelib.api.inputs import MAX_JSON_DEPTH
 from chalicelib.config import Settings
-from tests.conftest import MONGO_POOL, make_settings
+from tests.conftest import kind_settings
 
 NUL = "\x00"
 SURROGATE = "\ud800"
@@ -51,11 +51,9 @@ CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "applica
                  "application/json\x00"]
 
 
-def pool_settings(tmp_path: Path, redis_url: str, pool_kind: str, **extra: str) -> Settings:
-    """The functional suite's settings on either pool kind (Redis, or MongoDB on mongomock), plus ``extra``."""
-    if pool_kind == "mongodb":
-        return make_settings(tmp_path, MONGO_POOL, STATE_URL=redis_url, **extra)
-    return make_settings(tmp_path, redis_url, **extra)
+def pool_settings(tmp_path: Path, redis_url: str, pool_url: str, **extra: str) -> Settings:
+    """The functional suite's settings on this kind of default pool, plus ``extra``."""
+    return kind_settings(tmp_path, redis_url, pool_url, **extra)
 
 
 def api_event(method: str, template: str, params: dict[str, str] | None = None, *,

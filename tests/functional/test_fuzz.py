@@ -72,9 +72,9 @@ VALID_QUERY = {"limit": ["1", "5", "20"], "detailed": ["true", "false"], "with_c
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
+def settings(tmp_path: Path, redis_url: str, pool_url: str) -> Settings:
     """The functional settings with admin mode (the pool and flavor routes) and a signing key (share)."""
-    return pool_settings(tmp_path, redis_url, pool_kind, ADMIN_MODE="true", SIGNING_KEY=SIGNING_KEY,
+    return pool_settings(tmp_path, redis_url, pool_url, ADMIN_MODE="true", SIGNING_KEY=SIGNING_KEY,
                          REQUEST_LOG="false", CATALOG_CACHE_TTL="0")
 
 

@@ -60,8 +60,8 @@ PLACEHOLDERS = {"MESSAGE": "message", "CLAIM": "claim", "SUBSCRIPTION": "subscri
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
-    return pool_settings(tmp_path, redis_url, pool_kind, SIGNING_KEY="fuzz-signing-key", REQUEST_LOG="false")
+def settings(tmp_path: Path, redis_url: str, pool_url: str) -> Settings:
+    return pool_settings(tmp_path, redis_url, pool_url, SIGNING_KEY="fuzz-signing-key", REQUEST_LOG="false")
 
 
 @pytest.fixture

@@ -17,18 +17,16 @@ from chalicelib.config import Settings
 from chalicelib.storage.base import MessageStore
 from chalicelib.storage.inventory import Inventory
 from chalicelib.storage.pools import Pool
-from tests.conftest import MONGO_POOL, _delete_project_keys, make_settings
+from tests.conftest import _delete_project_keys, kind_settings
 from tests.functional.conftest import Api
 
 ADMIN = {"X-Roles": "admin"}
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
-    """The suite's settings (Redis or MongoDB default pool) in admin mode."""
-    if pool_kind == "mongodb":
-        return make_settings(tmp_path, MONGO_POOL, STATE_URL=redis_url, ADMIN_MODE="true", CATALOG_CACHE_TTL="0")
-    return make_settings(tmp_path, redis_url, ADMIN_MODE="true", CATALOG_CACHE_TTL="0")
+def settings(tmp_path: Path, redis_url: str, pool_url: str) -> Settings:
+    """The suite's settings (each kind of default pool) in admin mode."""
+    return kind_settings(tmp_path, redis_url, pool_url, ADMIN_MODE="true", CATALOG_CACHE_TTL="0")
 
 
 @pytest.fixture
@@ -57,9 +55,7 @@ def _probe_leftovers(store: MessageStore) -> list[str]:
         return found
     assert isinstance(store, MongoStore)
     found = []
-    for collection in (store._queues, store._listeners):
-        found += [repr(d["_id"]) for d in collection.find({"_id.p": health.PROBE_PROJECT})]
-    for collection in (store._messages, store._claims, store._dead, store._outbox):
+    for collection in (store._queues, store._heads, store._batches, store._outbox):
         found += [repr(d["_id"]) for d in collection.find({"p": health.PROBE_PROJECT})]
     return found
 

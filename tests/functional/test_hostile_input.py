@@ -36,8 +36,8 @@ LIMIT = inputs.MAX_JSON_DEPTH
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, pool_kind: str) -> Settings:
-    return pool_settings(tmp_path, redis_url, pool_kind, ADMIN_MODE="true", SIGNING_KEY="hostile-signing-key")
+def settings(tmp_path: Path, redis_url: str, pool_url: str) -> Settings:
+    return pool_settings(tmp_path, redis_url, pool_url, ADMIN_MODE="true", SIGNING_KEY="hostile-signing-key")
 
 
 def assert_error(reply: Reply, status: int, *words: str, case: object = None) -> dict[str, str]:

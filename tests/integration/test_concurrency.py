@@ -15,9 +15,10 @@ from chalicelib.api.context import Caller, Services
 QUEUE = "busy"
 
 
-@pytest.fixture(params=["redis", "mongodb-real"])
+@pytest.fixture(params=["redis", "mongodb-wire", "mongodb-real"])
 def pool_kind(request: pytest.FixtureRequest) -> str:
-    """Races need a real server: mongomock is not thread-safe, so MongoDB runs here only with MONGODB_URL."""
+    """Races need a real server (mongomock is not thread-safe): Redis, the wire-protocol server, and a
+    MongoDB of your own with MONGODB_URL."""
     return str(request.param)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -105,15 +106,18 @@ class _Client:
 
 
 def test_mongodb_pools_refuse_a_standalone_server_unless_told_durability_is_not_needed() -> None:
-    from chalicelib.storage.mongodb.driver import MongoStore, _without_unreliable
+    from chalicelib.storage.mongodb.driver import MongoStore, pool_options
 
     with pytest.raises(errors.InvalidBody, match="standalone"):
         MongoStore(client=_Client({"isWritablePrimary": True}), database="d")
     MongoStore(client=_Client({"setName": "rs0"}), database="d")
     MongoStore(client=_Client({"msg": "isdbgrid"}), database="d")
     MongoStore(client=_Client({}), database="d", unreliable=True)
-    assert _without_unreliable("mongodb://h:27017/zaqar?unreliable=true&w=majority") == (
-        "mongodb://h:27017/zaqar?w=majority", True)
+    url, unreliable = pool_options("mongodb://h:27017/zaqar?unreliable=true&w=1&timeoutMS=900")
+    assert unreliable and parse_qs(urlsplit(url).query) == {  # the URI's own options win over our defaults
+        "w": ["1"], "timeoutMS": ["900"], "serverSelectionTimeoutMS": ["3000"], "connectTimeoutMS": ["3000"],
+        "readConcernLevel": ["majority"]}
+    assert pool_options("mongodb://h/zaqar")[1] is False
 
 
 def test_log_records_are_json_lines() -> None:
