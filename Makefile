@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast check bench bench-budget bench-notify bench-idle bench-upstream bench-validation clean
+.PHONY: run test test-fast check bench bench-budget bench-notify bench-idle bench-upstream bench-validation bench-replicas clean
 KEYSTONE_VENV := .venv-keystone
 TEMPEST_VENV := .venv-tempest
 FUNCTIONAL_VENV := .venv-zaqar-functional
@@ -51,6 +51,10 @@ bench-idle: $(STAMP)
 ## bench-validation: what checking a post against its JSON Schema costs, jsonschema against fastjsonschema
 bench-validation: $(STAMP)
 	$(BIN)/python -m bench.validation
+
+## bench-replicas: what wait_replicas=1 costs a post (a primary and a replica from redis-server)
+bench-replicas: $(STAMP)
+	$(BIN)/python -m bench.replicas $(ARGS)
 
 ## bench-budget: deployment package size and cold-start import time
 bench-budget: $(STAMP)

