@@ -32,6 +32,7 @@ MONGODB_URL = os.environ.get("MONGODB_URL")
         pytest.param("redis-cluster-wait", marks=pytest.mark.redis, id="redis-cluster-wait"),
         pytest.param("mongomock", marks=pytest.mark.mongodb, id="mongodb-mongomock"),
         pytest.param("mongodb-wire", marks=pytest.mark.mongodb, id="mongodb-wire"),
+        pytest.param("mongodb-wire-transactions", marks=pytest.mark.mongodb, id="mongodb-wire-transactions"),
         pytest.param("mongodb", marks=[pytest.mark.mongodb, pytest.mark.skipif(
             not MONGODB_URL, reason="set MONGODB_URL to run the contract on a real MongoDB")], id="mongodb"),
     ]
@@ -51,9 +52,12 @@ def store(request: pytest.FixtureRequest) -> Iterator[MessageStore]:
 
         database = f"zaqar_test_{uuid.uuid4().hex[:8]}"  # a database of the test's own, dropped after
         client = mongomock.MongoClient() if request.param == "mongomock" else None
-        url = (f"{request.getfixturevalue('wire_mongodb_url')}/?directConnection=true"
-               if request.param == "mongodb-wire" else MONGODB_URL)
-        driver = MongoStore(url, client=client, database=database, unreliable=True)
+        wire = request.param.startswith("mongodb-wire")
+        url = f"{request.getfixturevalue('wire_mongodb_url')}/?directConnection=true" if wire else MONGODB_URL
+        # transactions forced on the wire-protocol server (a standalone: they would be off), so that every
+        # change runs inside one with its event as on a replica set
+        driver = MongoStore(url, client=client, database=database, unreliable=True,
+                            transactions=True if request.param == "mongodb-wire-transactions" else None)
         yield driver
         (client or driver._client).drop_database(database)
         driver.close()

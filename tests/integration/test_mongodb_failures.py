@@ -29,9 +29,10 @@ Q = "orders"
 FAR = 2**50
 
 
-def _wire_store(server: str, clock: Callable[[], float] = time.time, options: str = "") -> MongoStore:
+def _wire_store(server: str, clock: Callable[[], float] = time.time, options: str = "",
+                transactions: bool | None = None) -> MongoStore:
     return MongoStore(f"{server}/zaqar_{uuid.uuid4().hex[:12]}?unreliable=true&directConnection=true{options}",
-                      clock=clock)
+                      clock=clock, transactions=transactions)
 
 
 @pytest.fixture(params=["mongomock", "wire"])
@@ -298,3 +299,35 @@ def test_concurrent_claims_never_exceed_the_max_claim_count(wire_store: MongoSto
         thread.join()
     assert failures == []
     assert claims == [mid] * 3 and dead == [mid]  # claimed exactly max_claim_count times, then dead-lettered once
+
+
+@pytest.mark.parametrize("transactions", [True, False])
+def test_with_transactions_a_claim_and_its_event_are_one_change(wire_mongodb_url: str, project: str,
+                                                                  transactions: bool) -> None:
+    """The event's write fails after the claim's: in a transaction (a replica set, or forced here on the
+    wire-protocol server) the claim is rolled back with it; without one the claim stands and its event is lost."""
+    store = _wire_store(wire_mongodb_url, transactions=transactions)
+    try:
+        store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings())
+        for body in ('"a"', '"b"'):
+            store.message_post(project=project, queue=Q, messages=[NewMessage(uuid.uuid4().hex, body, None, None)],
+                               client_id="p", create=True, encrypted=False, request_size=1, default_ttl=3600,
+                               event_id=None)
+        outbox = store._outbox
+        store._outbox = _FailOnce(outbox, "insert_one")
+        try:
+            with pytest.raises(errors.Unavailable):
+                store.claim_create(project=project, queue=Q, claim_id="c1", ttl=60, grace=60, limit=5,
+                                   event_id="claimed")
+        finally:
+            store._outbox = outbox
+        held = store.claim_get(project=project, queue=Q, claim_id="c1")
+        free = store.claim_create(project=project, queue=Q, claim_id="c2", ttl=60, grace=60, limit=5)
+        if transactions:
+            assert held is None and len(free.items) == 2  # rolled back: both still free
+        else:
+            assert held is not None and len(held.items) == 2 and free.items == []  # claimed, and no event
+        assert store._outbox.count_documents({"p": project}) == 0  # no event either way: the write failed
+    finally:
+        store._client.drop_database(store._queues.database.name)
+        store.close()

@@ -36,8 +36,9 @@ here is one conditional write of one document:
   listens), seq (the last event sequence handed out), pub (the last one
   published), lh / le (the publish lease's holder and expiry).
 - ``outbox``: the events of other changes (``_id`` the event id; p, q, h
-  (the queue's ``_id``), s, w, doc), each written right after its change: see the README's
-  Limitations.
+  (the queue's ``_id``), s, w, doc). On a replica set or mongos each is
+  written in one transaction with its change (``_with_its_event``); on a
+  standalone server, right after it (see the README's Limitations).
 
 Claims and pops change a batch only if its version is still the one read
 (compare and set), so two consumers never take the same message and a claim
@@ -52,7 +53,9 @@ the Lambda timeout.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
+import functools
 import json
 import logging
 import threading
@@ -60,7 +63,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pymongo
@@ -146,14 +149,79 @@ def pool_options(url: str) -> tuple[str, bool]:
     return urlunsplit(parts._replace(query=urlencode(query, doseq=True))), flag
 
 
+def _replicated(hello: Mapping[str, Any]) -> bool:
+    """A replica set or mongos: durable writes, and transactions."""
+    return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+
+
 def require_durability(client: Any) -> None:
     """Refuse a standalone server: without a replica set a crash can lose acknowledged writes."""
-    hello = client.admin.command("hello")
-    if not hello.get("setName") and hello.get("msg") != "isdbgrid":
+    if not _replicated(client.admin.command("hello")):
         raise errors.InvalidBody(
             "This MongoDB pool is a standalone server, which can lose acknowledged writes: use a replica set "
             "or mongos, or add unreliable=true to the pool URI to accept that."
         )
+
+
+def _supports_transactions(client: Any) -> bool:
+    try:
+        return _replicated(client.admin.command("hello"))
+    except (mongo_errors.OperationFailure, NotImplementedError):
+        return False  # mongomock
+
+
+_SESSION: contextvars.ContextVar[Any] = contextvars.ContextVar("mongodb_session", default=None)
+"""The session of the transaction the current step runs in, if any."""
+
+
+class _InSession:
+    """A collection whose calls join the current step's transaction (see ``_with_its_event``), if any."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._inner, name)
+        if not callable(found):
+            return found
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            session = _SESSION.get()
+            if session is not None:
+                kwargs.setdefault("session", session)
+            return found(*args, **kwargs)
+
+        return call
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _with_its_event(method: F) -> F:
+    """On a pool with transactions (a replica set or mongos), run a step that records an event in one
+    transaction with its change, retried as MongoDB asks (a write conflict, an unknown commit result)."""
+
+    @functools.wraps(method)
+    def step(self: MongoStore, *args: Any, **kwargs: Any) -> Any:
+        if not self._transactions or kwargs.get("event_id") is None or _SESSION.get() is not None:
+            return method(self, *args, **kwargs)
+
+        def run(session: Any) -> Any:
+            token = _SESSION.set(session)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _SESSION.reset(token)
+
+        try:
+            with self._client.start_session() as session:
+                return session.with_transaction(run)
+        except mongo_errors.PyMongoError as exc:
+            if unreachable(exc) or exc.has_error_label("TransientTransactionError"):
+                raise errors.Unavailable("The message pool could not complete the change in time.") from exc
+            raise
+
+    return cast(F, step)
 
 
 class ServerClock:
@@ -194,7 +262,10 @@ class MongoStore(base.MessageStore):
     capabilities = frozenset({"FIFO", "CLAIMS", "DURABILITY", "AOD", "HIGH_THROUGHPUT"})
 
     def __init__(self, url: str | None = None, *, client: Any = None, database: str | None = None,
-                 unreliable: bool = False, clock: Callable[[], float] = time.time) -> None:
+                 unreliable: bool = False, clock: Callable[[], float] = time.time,
+                 transactions: bool | None = None) -> None:
+        """``transactions``: run each change with its event in one transaction (default: when the server is
+        a replica set or mongos)."""
         if client is None:
             assert url is not None
             url, unreliable_flag = pool_options(url)
@@ -205,11 +276,13 @@ class MongoStore(base.MessageStore):
             with translated("be checked for durability"):
                 require_durability(client)
         self._client = client
+        with translated("be asked about transactions"):
+            self._transactions = _supports_transactions(client) if transactions is None else transactions
         db = client[database or "zaqar"]
-        self._queues = db["queues"]
-        self._batches = db["batches"]
-        self._outbox = db["outbox"]
-        self._heads = db["heads"]
+        self._queues = _InSession(db["queues"])
+        self._batches = _InSession(db["batches"])
+        self._outbox = _InSession(db["outbox"])
+        self._heads = _InSession(db["heads"])
         self._clock = ServerClock(client, clock)
         with translated("prepare its indexes"):
             self._batches.create_index([("p", 1), ("q", 1), ("k", 1)], name="marker")
@@ -281,6 +354,7 @@ class MongoStore(base.MessageStore):
                 {"_id": {"$in": [queue_id(project, q) for q in queues]}}, {"meta": 1, "q": 1})}
         return [found.get(q) for q in queues]
 
+    @_with_its_event
     def queue_set(self, *, project: str, queue: str, metadata: Mapping[str, Any],
                   settings: base.QueueSettings, event_id: str | None = None) -> bool:
         with translated("store the queue"):
@@ -294,10 +368,12 @@ class MongoStore(base.MessageStore):
         """Move the unpublished message.posted events of batches about to be deleted into the outbox."""
         for doc in self._batches.find({**where, "es": {"$exists": True}}, {"p": 1, "q": 1, "h": 1, "ei": 1, "es": 1,
                                                                               "ew": 1, "ev": 1}):
-            with suppress(mongo_errors.DuplicateKeyError):  # moved already by an earlier try
+            if self._outbox.find_one({"_id": doc["ei"]}, {"_id": 1}) is None:  # not moved by an earlier try (a
+                # duplicate key would abort a transaction)
                 self._outbox.insert_one({"_id": doc["ei"], "p": doc["p"], "q": doc["q"], "h": doc["h"], "s": doc["es"],
                                          "w": doc["ew"], "doc": doc["ev"]})
 
+    @_with_its_event
     def queue_delete(self, *, project: str, queue: str, event_id: str | None = None) -> None:
         scope = self._scope(project, queue)
         with translated("delete the queue"):
@@ -308,6 +384,7 @@ class MongoStore(base.MessageStore):
             if gone and event_id is not None:  # the outbox and the head stay
                 self._record(project, queue, event_id, "queue.deleted", {}, self._now())
 
+    @_with_its_event
     def queue_purge(self, *, project: str, queue: str, event_id: str | None = None,
                     resource_types: Sequence[str] = ("messages",)) -> None:
         scope = self._scope(project, queue)
@@ -520,6 +597,7 @@ class MongoStore(base.MessageStore):
             batch = fresh
         raise _Busy
 
+    @_with_its_event
     def message_delete(self, *, project: str, queue: str, message_id: str, claim_id: str | None,
                        event_id: str | None = None) -> None:
         now = self._now()
@@ -577,6 +655,7 @@ class MongoStore(base.MessageStore):
             removed.extend(taken)
         return removed
 
+    @_with_its_event
     def message_delete_many(self, *, project: str, queue: str, ids: Sequence[str],
                             event_id: str | None = None) -> int:
         now = self._now()
@@ -590,6 +669,7 @@ class MongoStore(base.MessageStore):
     def _free(self, m: Mapping[str, Any], now: int) -> bool:
         return m["em"] > now and m["d"] <= now and m["ce"] <= now and "dl" not in m
 
+    @_with_its_event
     def message_pop(self, *, project: str, queue: str, limit: int, event_id: str | None = None) -> base.Records:
         now = self._now()
         taken: list[base.MessageRecord] = []
@@ -618,6 +698,7 @@ class MongoStore(base.MessageStore):
 
     # -- claims -------------------------------------------------------------------
 
+    @_with_its_event
     def claim_create(self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int,
                      limit: int, event_id: str | None = None) -> base.ClaimResult:
         now = self._now()
@@ -677,6 +758,7 @@ class MongoStore(base.MessageStore):
         return base.Claim(claim_id, int(first["ct"]), int(first["cg"]), int(first["cs"]),
                           [_record(b, m) for b, m in held], now)
 
+    @_with_its_event
     def claim_update(self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int,
                      event_id: str | None = None) -> bool:
         now = self._now()
@@ -701,6 +783,7 @@ class MongoStore(base.MessageStore):
                              {"claim_id": claim_id, "ttl": ttl, "grace": grace}, now)
         return renewed
 
+    @_with_its_event
     def claim_delete(self, *, project: str, queue: str, claim_id: str, event_id: str | None = None) -> None:
         now = self._now()
         live = False
