@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -157,59 +157,42 @@ class Settings:
             raise ConfigError(f"DEFAULT_PROJECT may be at most {Limits.max_project_id} characters long")
         if uuid_mode not in {"strict", "off"}:
             raise ConfigError("CLIENT_ID_UUID_SAFE must be strict or off")
-        limits = Limits(
-            max_messages_post_size=_int(env, "MAX_MESSAGES_POST_SIZE", 262144),
-            default_message_ttl=_int(env, "DEFAULT_MESSAGE_TTL", 3600),
-            max_message_ttl=_int(env, "MAX_MESSAGE_TTL", 1209600),
-            max_message_delay=_int(env, "MAX_MESSAGE_DELAY", 900),
-            default_claim_ttl=_int(env, "DEFAULT_CLAIM_TTL", 300),
-            default_claim_grace=_int(env, "DEFAULT_CLAIM_GRACE", 60),
-            max_claim_ttl=_int(env, "MAX_CLAIM_TTL", 43200),
-            max_claim_grace=_int(env, "MAX_CLAIM_GRACE", 43200),
-            max_messages_per_claim_or_pop=_int(env, "MAX_MESSAGES_PER_CLAIM_OR_POP", 20),
-            max_messages_per_page=_int(env, "MAX_MESSAGES_PER_PAGE", 20),
-            max_queues_per_page=_int(env, "MAX_QUEUES_PER_PAGE", 20),
-            max_queue_metadata=_int(env, "MAX_QUEUE_METADATA", 65536),
-        )
-        return cls(
-            pool_url=env.get("POOL_URL") or "redis://127.0.0.1:6379/0",
-            catalog_url=catalog_url,
-            data_dir=data_dir,
-            admin_mode=_bool(env, "ADMIN_MODE", False),
-            auth_strategy=strategy,
-            catalog_auto_migrate=_bool(env, "CATALOG_AUTO_MIGRATE", True),
-            catalog_cache_ttl=float(_int(env, "CATALOG_CACHE_TTL", 10)),
-            client_id_uuid_strict=uuid_mode == "strict",
-            require_confirmation=_bool(env, "REQUIRE_CONFIRMATION", False),
-            message_encryption_key=env.get("MESSAGE_ENCRYPTION_KEY") or None,
-            state_url=env.get("STATE_URL") or None,
-            signing_key=env.get("SIGNING_KEY") or None,
-            event_stream=env.get("EVENT_STREAM") or None,
-            event_stream_complete=_bool(env, "EVENT_STREAM_COMPLETE", False),
-            retry_queue=env.get("RETRY_QUEUE") or None,
-            ses_sender=env.get("SES_SENDER") or None,
-            ses_allowed_senders=frozenset(
+        limits = Limits(**{name: _int(env, name.upper(), getattr(Limits, name)) for name in CONFIGURABLE_LIMITS})
+        special: dict[str, Any] = {
+            "pool_url": env.get("POOL_URL") or "redis://127.0.0.1:6379/0",
+            "catalog_url": catalog_url,
+            "data_dir": data_dir,
+            "auth_strategy": strategy,
+            "client_id_uuid_strict": uuid_mode == "strict",
+            "ses_allowed_senders": frozenset(
                 s.strip().lower() for s in (env.get("SES_ALLOWED_SENDERS") or "").split(",") if s.strip()),
-            websocket_api_id=env.get("WEBSOCKET_API_ID") or None,
-            websocket_stage=env.get("WEBSOCKET_STAGE") or "api",
-            webhook_timeout=_float(env, "WEBHOOK_TIMEOUT", 5.0),
-            webhook_allow_loopback=_bool(env, "WEBHOOK_ALLOW_LOOPBACK", False),
-            public_url=(env.get("PUBLIC_URL") or "http://127.0.0.1:8888").rstrip("/"),
-            keystone_url=env.get("KEYSTONE_URL") or None,
-            keystone_username=env.get("KEYSTONE_USERNAME") or None,
-            keystone_password=env.get("KEYSTONE_PASSWORD") or None,
-            keystone_project=env.get("KEYSTONE_PROJECT") or None,
-            keystone_user_domain=env.get("KEYSTONE_USER_DOMAIN") or "Default",
-            keystone_project_domain=env.get("KEYSTONE_PROJECT_DOMAIN") or "Default",
-            keystone_timeout=float(_int(env, "KEYSTONE_TIMEOUT", 5)),
-            keystone_cache_ttl=float(_int(env, "KEYSTONE_CACHE_TTL", 60)),
-            trustee_username=env.get("TRUSTEE_USERNAME") or None,
-            trustee_password=env.get("TRUSTEE_PASSWORD") or None,
-            trustee_user_domain=env.get("TRUSTEE_USER_DOMAIN") or "Default",
-            default_project=default_project,
-            request_log=_bool(env, "REQUEST_LOG", True),
-            limits=limits,
-        )
+            "public_url": (env.get("PUBLIC_URL") or cls.public_url).rstrip("/"),
+            "default_project": default_project,
+            "limits": limits,
+        }
+        # every other setting is its field's name in capitals, read by its type, its default written once:
+        # on the field
+        plain: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if field.name in special:
+                continue
+            name, default = field.name.upper(), field.default
+            if field.type == "bool":
+                plain[field.name] = _bool(env, name, bool(default))
+            elif field.type == "float":
+                plain[field.name] = _float(env, name, float(default))  # type: ignore[arg-type]
+            elif field.type in ("str", "str | None"):
+                plain[field.name] = env.get(name) or default
+            else:
+                raise TypeError(f"no reader for setting {field.name} of type {field.type}")
+        return cls(**special, **plain)
+
+
+CONFIGURABLE_LIMITS = ("max_messages_post_size", "default_message_ttl", "max_message_ttl", "max_message_delay",
+                       "default_claim_ttl", "default_claim_grace", "max_claim_ttl", "max_claim_grace",
+                       "max_messages_per_claim_or_pop", "max_messages_per_page", "max_queues_per_page",
+                       "max_queue_metadata")
+"""The limits an environment variable of the same name in capitals sets (MAX_MESSAGE_TTL ...)."""
 
 
 @lru_cache(maxsize=1)

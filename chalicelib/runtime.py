@@ -17,7 +17,7 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
     """Open the catalog (migrating it when allowed) and register the default pool."""
     from sqlalchemy import exc as sa_exc
 
-    from chalicelib.storage.catalog import DEFAULT_POOL, Catalog
+    from chalicelib.storage.catalog import DEFAULT_POOL, Catalog, sql_errors
     from chalicelib.storage.connections import ConnectionStore
     from chalicelib.storage.deliveries import DeliveryLog
     from chalicelib.storage.pooling import Pooling
@@ -26,15 +26,16 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
 
     try:
         catalog = Catalog(settings.catalog_url)
-    except (sa_exc.SQLAlchemyError, ImportError) as exc:
-        raise errors.Unavailable(f"The catalog URL is not usable ({type(exc).__name__}).") from exc
+    except (sa_exc.ArgumentError, ImportError) as exc:  # a URL no engine can be made for, or a missing driver
+        raise errors.NotConfigured(f"CATALOG_URL is not usable ({type(exc).__name__}).") from exc
     try:
         if settings.catalog_auto_migrate:
-            catalog.migrate()
-        catalog.ensure_pool(DEFAULT_POOL, settings.pool_url)
-    except (sa_exc.SQLAlchemyError, errors.Unavailable) as exc:
+            with sql_errors("The catalog database could not be reached to bring its tables up to date."):
+                catalog.migrate()
+        catalog.ensure_pool(DEFAULT_POOL, settings.pool_url)  # NotConfigured when the tables are missing
+    except BaseException:
         catalog.close()
-        raise errors.Unavailable("The catalog database could not be prepared.") from exc
+        raise
     pooling = Pooling(catalog, cache_ttl=settings.catalog_cache_ttl)
     state = StateRedis(settings.state_url or settings.pool_url)
     return Services(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from chalicelib.config import Settings
-from chalicelib.events.model import Event, EventSink
+from chalicelib.events.model import EventSink
 
 if TYPE_CHECKING:
     from chalicelib.storage.connections import ConnectionStore
@@ -51,7 +50,6 @@ class Caller:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome(Generic[T]):
-    """A write operation's result and the domain events it caused."""
+    """A write operation's result (its events go to the queue's outbox in the pool's own step)."""
 
     value: T
-    events: Sequence[Event] = ()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +52,46 @@ queues = sa.Table(
     sa.Column("pool", sa.String(64), sa.ForeignKey("pools.name"), nullable=False),
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("flavor", sa.String(64), nullable=True),
+    sa.Index("ix_queues_pool", "pool"),
+    sa.Index("ix_queues_flavor", "flavor"),
 )
 
-def database_error(exc: Exception, unreachable: str) -> errors.ServiceError:
-    """What a failed catalog statement means for the client.
+_PROGRAMMING = ("no such table", "no such column", "has no column", "syntax error")
+"""What SQLite reports as an OperationalError although it is a bug or a catalog never migrated, not an outage."""
 
-    A value the database refuses (too long, out of range, a character it cannot store) is the request's
-    fault, not an outage: the transports screen such input first, this keeps the last word right."""
-    if isinstance(exc, sa_exc.DataError):
+
+@contextmanager
+def sql_errors(unreachable: str) -> Iterator[None]:
+    """The one boundary of catalog statements. The database not answering (no connection, a dropped one, a
+    timeout, a lock held too long) is a 503 with ``unreachable``; a value it refuses (too long, out of range,
+    a character it cannot store) is the request's 400 (the transports screen such input first: this keeps
+    the last word right); anything else (a wrong query, a missing table) is a bug and propagates, logged and
+    answered 500 by the transport's boundary. A catalog without its tables says to run the migration."""
+    try:
+        yield
+    except sa_exc.DataError as exc:
         log.warning("the catalog refused a value: %s", exc.orig)
-        return errors.Invalid("A value of this request cannot be stored: it is too long, out of range or holds "
-                              "characters the catalog refuses.")
-    return errors.Unavailable(unreachable)
+        raise errors.Invalid("A value of this request cannot be stored: it is too long, out of range or holds "
+                             "characters the catalog refuses.") from exc
+    except (sa_exc.DisconnectionError, sa_exc.TimeoutError) as exc:
+        raise errors.Unavailable(unreachable) from exc
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        reason = str(exc.orig).lower()
+        if "no such table" in reason:
+            raise errors.NotConfigured("The catalog has no tables yet: run the migrate Lambda (or set "
+                                       "CATALOG_AUTO_MIGRATE=true).") from exc
+        if exc.connection_invalidated or not any(phrase in reason for phrase in _PROGRAMMING):
+            raise errors.Unavailable(unreachable) from exc
+        raise
+    except sa_exc.ProgrammingError as exc:
+        if "does not exist" in str(exc.orig).lower() and "relation" in str(exc.orig).lower():
+            raise errors.NotConfigured("The catalog has no tables yet: run the migrate Lambda (or set "
+                                       "CATALOG_AUTO_MIGRATE=true).") from exc
+        raise
 
 
-def _unavailable(exc: Exception) -> errors.ServiceError:
-    return database_error(exc, "The catalog database could not be reached.")
+def _unavailable() -> AbstractContextManager[None]:
+    return sql_errors("The catalog database could not be reached.")
 
 
 class Catalog:
@@ -110,45 +135,38 @@ class Catalog:
 
     def ensure_pool(self, name: str, uri: str, weight: int = 100) -> None:
         """Make the configured pool exist with this URI (the stage's default pool)."""
-        try:
-            with self.engine.begin() as conn:
-                row = conn.execute(sa.select(pools.c.uri).where(pools.c.name == name)).first()
-                if row is None:
-                    conn.execute(pools.insert().values(name=name, uri=uri, weight=weight, options="{}"))
-                elif row.uri != uri:
-                    conn.execute(pools.update().where(pools.c.name == name).values(uri=uri))
-        except sa_exc.IntegrityError:
-            return  # another container inserted it first
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        with _unavailable():
+            try:
+                with self.engine.begin() as conn:
+                    row = conn.execute(sa.select(pools.c.uri).where(pools.c.name == name)).first()
+                    if row is None:
+                        conn.execute(pools.insert().values(name=name, uri=uri, weight=weight, options="{}"))
+                    elif row.uri != uri:
+                        conn.execute(pools.update().where(pools.c.name == name).values(uri=uri))
+            except sa_exc.IntegrityError:
+                return  # another container inserted it first
 
     def pool_list(self) -> list[Pool]:
-        try:
+        with _unavailable():
             with self.engine.connect() as conn:
                 rows = conn.execute(sa.select(pools).order_by(pools.c.name)).all()
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         return [Pool(r.name, r.uri, r.weight, r.flavor, json.loads(r.options or "{}")) for r in rows]
 
     def flavor_exists(self, name: str) -> bool:
-        try:
+        with _unavailable():
             with self.engine.connect() as conn:
                 found = conn.execute(sa.select(flavors.c.name).where(flavors.c.name == name)).first()
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         return found is not None
 
     # -- queue registry ---------------------------------------------------
 
     def lookup(self, *, project: str, queue: str) -> str | None:
         """The pool holding the queue, or None when it is not registered."""
-        try:
+        with _unavailable():
             with self.engine.connect() as conn:
                 return conn.execute(
                     sa.select(queues.c.pool).where(queues.c.project == project, queues.c.name == queue)
                 ).scalar()
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
     def register(self, *, project: str, queue: str, pool: str, flavor: str | None = None) -> tuple[str, bool]:
         """Place the queue on ``pool`` unless it is placed already.
@@ -156,27 +174,24 @@ class Catalog:
         Returns the pool that holds it and whether this call registered it.
         Safe under races: the primary key decides, the loser reads the winner.
         """
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    queues.insert().values(project=project, name=queue, pool=pool, created=int(time.time()),
-                                           flavor=flavor)
-                )
-            return pool, True
-        except sa_exc.IntegrityError:
-            existing = self.lookup(project=project, queue=queue)
-            if existing is None:
-                raise errors.Unavailable("The queue could not be registered.") from None
-            return existing, False
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        with _unavailable():
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        queues.insert().values(project=project, name=queue, pool=pool, created=int(time.time()),
+                                               flavor=flavor)
+                    )
+                return pool, True
+            except sa_exc.IntegrityError:
+                existing = self.lookup(project=project, queue=queue)
+                if existing is None:
+                    raise errors.Unavailable("The queue could not be registered.") from None
+                return existing, False
 
     def unregister(self, *, project: str, queue: str) -> None:
-        try:
+        with _unavailable():
             with self.engine.begin() as conn:
                 conn.execute(queues.delete().where(queues.c.project == project, queues.c.name == queue))
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
     def queue_names(
         self, *, project: str, marker: str | None, limit: int, name: str | None = None
@@ -188,19 +203,15 @@ class Catalog:
         if name:
             query = query.where(queues.c.name.contains(name, autoescape=True))
         query = query.order_by(queues.c.name).limit(limit)
-        try:
+        with _unavailable():
             with self.engine.connect() as conn:
                 return [(r.name, r.pool) for r in conn.execute(query)]
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
     def queue_count(self, *, project: str) -> int:
         query = sa.select(sa.func.count()).select_from(queues).where(queues.c.project == project)
-        try:
+        with _unavailable():
             with self.engine.connect() as conn:
                 return int(conn.execute(query).scalar() or 0)
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
     def all_queues(self, *, after: tuple[str, str] | None, limit: int) -> Sequence[tuple[str, str, str]]:
         """(project, queue, pool) of every queue, for housekeeping, in key order."""
@@ -208,11 +219,9 @@ class Catalog:
         if after is not None:
             query = query.where(sa.tuple_(queues.c.project, queues.c.name) > sa.tuple_(*after))
         query = query.order_by(queues.c.project, queues.c.name).limit(limit)
-        try:
+        with _unavailable():
             with self.engine.connect() as conn:
                 return [(r.project, r.name, r.pool) for r in conn.execute(query)]
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from chalicelib import errors
-from chalicelib.storage.catalog import Catalog, database_error, flavors, pools, queues
+from chalicelib.storage.catalog import Catalog, flavors, pools, queues, sql_errors
 from chalicelib.storage.pools import Pool
 
 
-def _unavailable(exc: Exception) -> errors.ServiceError:
-    return database_error(exc, "The catalog database could not be reached.")
+def _unavailable() -> AbstractContextManager[None]:
+    return sql_errors("The catalog database could not be reached.")
 
 
 def _keeps_its_flavor() -> sa.ColumnElement[bool]:
@@ -46,40 +47,34 @@ class Inventory:
         query = sa.select(pools).order_by(pools.c.name).limit(limit)
         if marker:
             query = query.where(pools.c.name > marker)
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 return [_pool(row) for row in conn.execute(query)]
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
     def pool_get(self, name: str) -> Pool | None:
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 row = conn.execute(sa.select(pools).where(pools.c.name == name)).first()
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         return None if row is None else _pool(row)
 
     def pool_create(self, pool: Pool) -> None:
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(pools.insert().values(name=pool.name, uri=pool.uri, weight=pool.weight,
-                                                   flavor=pool.flavor, options=json.dumps(pool.options)))
-        except sa_exc.IntegrityError:
-            raise errors.Conflict(f"Pool {pool.name} already exists, or another pool has the URI {pool.uri}.") from None
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        with _unavailable():
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(pools.insert().values(name=pool.name, uri=pool.uri, weight=pool.weight,
+                                                       flavor=pool.flavor, options=json.dumps(pool.options)))
+            except sa_exc.IntegrityError:
+                raise errors.Conflict(f"Pool {pool.name} already exists, or another pool has the URI {pool.uri}.") from None
 
     def pool_update(self, name: str, changes: dict[str, Any]) -> Pool | None:
         values = {k: (json.dumps(v) if k == "options" else v) for k, v in changes.items()}
-        try:
-            with self._engine.begin() as conn:
-                if conn.execute(pools.update().where(pools.c.name == name).values(**values)).rowcount == 0:
-                    return None
-        except sa_exc.IntegrityError:
-            raise errors.Conflict(f"Another pool already has the URI {changes.get('uri')}.") from None
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        with _unavailable():
+            try:
+                with self._engine.begin() as conn:
+                    if conn.execute(pools.update().where(pools.c.name == name).values(**values)).rowcount == 0:
+                        return None
+            except sa_exc.IntegrityError:
+                raise errors.Conflict(f"Another pool already has the URI {changes.get('uri')}.") from None
         return self.pool_get(name)
 
     def pool_delete(self, name: str) -> None:
@@ -88,7 +83,7 @@ class Inventory:
         A flavor must keep at least one pool (as upstream's MongoDB and Redis
         stores: PoolInUseByFlavor, 403); nothing is deleted when refused.
         """
-        try:
+        with _unavailable():
             with self._engine.begin() as conn:
                 row = conn.execute(sa.select(pools).where(pools.c.name == name).with_for_update()).first()
                 if row is None:
@@ -110,8 +105,6 @@ class Inventory:
                     flavor = conn.execute(sa.select(pools.c.flavor).where(pools.c.name == name)).scalar()
                     if flavor is not None:
                         raise errors.PoolInUseByFlavor(pool=name, flavors=[flavor])
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
     # -- flavors ------------------------------------------------------------------
 
@@ -120,19 +113,15 @@ class Inventory:
         return conn.execute(sa.select(queues.c.name).where(queues.c.flavor == flavor).limit(1)).first() is not None
 
     def flavor_pools(self, name: str) -> list[str]:
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 query = sa.select(pools.c.name).where(pools.c.flavor == name).order_by(pools.c.name)
                 return [row.name for row in conn.execute(query)]
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
     def flavor_get(self, name: str) -> dict[str, Any] | None:
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 row = conn.execute(sa.select(flavors).where(flavors.c.name == name)).first()
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         if row is None:
             return None
         return {"name": row.name, "capabilities": json.loads(row.capabilities or "{}"),
@@ -142,16 +131,14 @@ class Inventory:
         query = sa.select(flavors.c.name).order_by(flavors.c.name).limit(limit)
         if marker:
             query = query.where(flavors.c.name > marker)
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 names = [row.name for row in conn.execute(query)]
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         return [found for name in names if (found := self.flavor_get(name)) is not None]
 
     def flavor_put(self, name: str, *, pool_list: Sequence[str], capabilities: dict[str, Any], create: bool) -> bool:
         """Create (or, with create False, update) a flavor and give it exactly these pools."""
-        try:
+        with _unavailable():
             with self._engine.begin() as conn:
                 exists = conn.execute(sa.select(flavors.c.name).where(flavors.c.name == name)).first() is not None
                 if create and exists:
@@ -173,16 +160,12 @@ class Inventory:
                     conn.execute(flavors.insert().values(name=name, capabilities=json.dumps(capabilities)))
                 conn.execute(pools.update().where(pools.c.flavor == name).values(flavor=None))
                 conn.execute(pools.update().where(pools.c.name.in_(list(pool_list))).values(flavor=name))
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         return True
 
     def flavor_delete(self, name: str) -> None:
-        try:
+        with _unavailable():
             with self._engine.begin() as conn:
                 if self._flavor_used(conn, name):
                     raise errors.Conflict(f"Flavor {name} is used by queues; delete them first.")
                 conn.execute(pools.update().where(pools.c.flavor == name).values(flavor=None))
                 conn.execute(flavors.delete().where(flavors.c.name == name))
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc

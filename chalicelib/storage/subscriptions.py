@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from chalicelib import errors
 from chalicelib.storage.base import Subscription
-from chalicelib.storage.catalog import Catalog, database_error, metadata
+from chalicelib.storage.catalog import Catalog, metadata, sql_errors
 
 subscriptions = sa.Table(
     "subscriptions",
@@ -37,6 +38,9 @@ subscriptions = sa.Table(
     sa.Column("confirmed", sa.Boolean, nullable=False),
     sa.Column("connection", sa.String(128), nullable=True),
     sa.UniqueConstraint("project", "queue", "subscriber", name="uq_subscriptions_subscriber"),
+    sa.Index("ix_subscriptions_scope", "project", "queue", "id"),
+    sa.Index("ix_subscriptions_connection", "connection"),
+    sa.Index("ix_subscriptions_expires", "expires"),
 )
 
 
@@ -64,8 +68,8 @@ def _row(row: Any) -> Subscription:
     )
 
 
-def _unavailable(exc: Exception) -> errors.ServiceError:
-    return database_error(exc, "The subscription catalog could not be reached.")
+def _unavailable() -> AbstractContextManager[None]:
+    return sql_errors("The subscription catalog could not be reached.")
 
 
 class SubscriptionStore:
@@ -73,11 +77,9 @@ class SubscriptionStore:
         self._engine = catalog.engine
 
     def _one(self, query: Any) -> Subscription | None:
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 row = conn.execute(query).first()
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         return None if row is None else _row(row)
 
     def _scope(self, project: str, queue: str) -> Any:
@@ -103,18 +105,17 @@ class SubscriptionStore:
             "options": json.dumps(options), "created": now_ms, "expires": expires,
             "confirmed": confirmed, "connection": connection,
         }
-        try:
-            with self._engine.begin() as conn:
-                # an expired subscription of the same subscriber no longer counts
-                conn.execute(subscriptions.delete().where(same, subscriptions.c.expires <= now_ms))
-                conn.execute(subscriptions.insert().values(**values))
-        except sa_exc.IntegrityError:
-            existing = self._one(sa.select(subscriptions).where(same))
-            if existing is None:
-                raise errors.Unavailable("The subscription could not be stored.") from None
-            return existing, False
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        with _unavailable():
+            try:
+                with self._engine.begin() as conn:
+                    # an expired subscription of the same subscriber no longer counts
+                    conn.execute(subscriptions.delete().where(same, subscriptions.c.expires <= now_ms))
+                    conn.execute(subscriptions.insert().values(**values))
+            except sa_exc.IntegrityError:
+                existing = self._one(sa.select(subscriptions).where(same))
+                if existing is None:
+                    raise errors.Unavailable("The subscription could not be stored.") from None
+                return existing, False
         created = Subscription(
             id=sid, project=project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
             created_ms=now_ms, expires_ms=expires, confirmed=confirmed, connection=connection,
@@ -133,11 +134,9 @@ class SubscriptionStore:
         if marker:
             query = query.where(subscriptions.c.id > marker)
         query = query.order_by(subscriptions.c.id).limit(limit)
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 return [_row(row) for row in conn.execute(query)]
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
     def update(
         self, *, project: str, queue: str, sid: str, changes: dict[str, Any], now_ms: int
@@ -152,34 +151,29 @@ class SubscriptionStore:
         if "options" in changes:
             values["options"] = json.dumps(changes["options"])
         where = sa.and_(self._scope(project, queue), subscriptions.c.id == sid, subscriptions.c.expires > now_ms)
-        try:
-            with self._engine.begin() as conn:
-                if values and conn.execute(subscriptions.update().where(where).values(**values)).rowcount == 0:
-                    return None
-        except sa_exc.IntegrityError:
-            raise errors.Conflict(f"Queue {queue} already has a subscription for {changes.get('subscriber')}.") from None
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        with _unavailable():
+            try:
+                with self._engine.begin() as conn:
+                    if values and conn.execute(subscriptions.update().where(where).values(**values)).rowcount == 0:
+                        return None
+            except sa_exc.IntegrityError:
+                raise errors.Conflict(f"Queue {queue} already has a subscription for {changes.get('subscriber')}.") from None
         return self.get(project=project, queue=queue, sid=sid, now_ms=now_ms)
 
     def confirm(self, *, project: str, queue: str, sid: str, confirmed: bool, now_ms: int) -> Subscription | None:
         where = sa.and_(self._scope(project, queue), subscriptions.c.id == sid, subscriptions.c.expires > now_ms)
-        try:
+        with _unavailable():
             with self._engine.begin() as conn:
                 if conn.execute(subscriptions.update().where(where).values(confirmed=confirmed)).rowcount == 0:
                     return None
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         return self.get(project=project, queue=queue, sid=sid, now_ms=now_ms)
 
     def _delete(self, where: Any) -> list[Subscription]:
-        try:
+        with _unavailable():
             with self._engine.begin() as conn:
                 rows = [_row(row) for row in conn.execute(sa.select(subscriptions).where(where))]
                 if rows:
                     conn.execute(subscriptions.delete().where(subscriptions.c.id.in_([r.id for r in rows])))
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         return rows
 
     def delete(self, *, project: str, queue: str, sid: str) -> list[Subscription]:
@@ -196,12 +190,10 @@ class SubscriptionStore:
 
     def live_for_queue(self, *, project: str, queue: str, now_ms: int) -> Sequence[Subscription]:
         """Read for every notified post: one statement built once, with its parameters bound per call."""
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 rows = conn.execute(_LIVE_FOR_QUEUE, {"project": project, "queue": queue, "now": now_ms})
                 return [_row(row) for row in rows]
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
 
     def listening_until(self, *, project: str, queue: str, now_ms: int, confirmed_only: bool) -> int:
         """When the last live subscription of the queue that can receive expires (0 when none can)."""
@@ -209,11 +201,9 @@ class SubscriptionStore:
             self._scope(project, queue), subscriptions.c.expires > now_ms)
         if confirmed_only:
             query = query.where(subscriptions.c.confirmed.is_(True))
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 value = conn.execute(query).scalar()
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
         return int(value or 0)
 
     def horizons(self, *, now_ms: int, confirmed_only: bool, after: tuple[str, str] | None,
@@ -228,8 +218,6 @@ class SubscriptionStore:
             query = query.where(sa.tuple_(subscriptions.c.project, subscriptions.c.queue) > after)
         query = query.group_by(subscriptions.c.project, subscriptions.c.queue).order_by(
             subscriptions.c.project, subscriptions.c.queue).limit(limit)
-        try:
+        with _unavailable():
             with self._engine.connect() as conn:
                 return [(row[0], row[1], int(row[2])) for row in conn.execute(query)]
-        except sa_exc.SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc

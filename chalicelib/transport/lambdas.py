@@ -137,11 +137,15 @@ def close_expired_connections(websocket_api: WebsocketAPI) -> int:
 
 
 def migrate() -> dict[str, str]:
-    from chalicelib.storage.catalog import Catalog
+    """Bring the catalog's tables up to date. Needs the settings and the catalog only: the rest of the
+    runtime opens the default pool through the catalog, which a fresh catalog cannot do yet."""
+    from chalicelib.config import get_settings
+    from chalicelib.storage.catalog import Catalog, sql_errors
 
-    catalog = Catalog(runtime.services().settings.catalog_url)
+    catalog = Catalog(get_settings().catalog_url)
     try:
-        catalog.migrate()
+        with sql_errors("The catalog database could not be reached to be migrated."):
+            catalog.migrate()
     finally:
         catalog.close()
     return {"catalog": "migrated"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from urllib.parse import parse_qs, urlsplit
 
@@ -144,3 +145,17 @@ def test_number_settings_take_fractions_where_they_are_seconds_and_name_the_culp
         Settings.from_mapping({"WEBHOOK_TIMEOUT": "soon"})
     with pytest.raises(ConfigError, match="MAX_MESSAGE_TTL must be an integer"):
         Settings.from_mapping({"MAX_MESSAGE_TTL": "1.5"})
+
+
+def test_settings_read_fractions_and_keep_each_default_on_its_field() -> None:
+    settings = Settings.from_mapping({"WEBHOOK_TIMEOUT": "0.5", "CATALOG_CACHE_TTL": "2.5", "KEYSTONE_TIMEOUT": "1.5",
+                                      "KEYSTONE_CACHE_TTL": "0.25", "MAX_MESSAGE_TTL": "600"})
+    assert (settings.webhook_timeout, settings.catalog_cache_ttl, settings.keystone_timeout,
+            settings.keystone_cache_ttl, settings.limits.max_message_ttl) == (0.5, 2.5, 1.5, 0.25, 600)
+    with pytest.raises(ConfigError, match="KEYSTONE_TIMEOUT must be a number"):
+        Settings.from_mapping({"KEYSTONE_TIMEOUT": "soon"})
+    unset = Settings.from_mapping({})
+    for field in dataclasses.fields(Settings):  # an empty environment gives every field its declared default
+        if field.default is not dataclasses.MISSING:
+            assert getattr(unset, field.name) == field.default, field.name
+    assert unset.limits == Limits()
