@@ -27,7 +27,7 @@ test: check $(KEYSTONE_VENV)/.installed $(TEMPEST_VENV)/.installed $(FUNCTIONAL_
 	bash infra/local/ensure-services.sh
 	$(BIN)/python -m pytest
 
-## test-fast: lint, type checks and the in-process tests (unit, contract, functional: about a minute)
+## test-fast: lint, type checks and the in-process tests (unit, contract, functional: under 2 minutes)
 test-fast: check
 	bash infra/local/ensure-services.sh
 	$(BIN)/python -m pytest tests/unit tests/contract tests/functional
