@@ -16,15 +16,17 @@ and the cache, are the token validator's (:mod:`chalicelib.transport.keystone`).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from chalicelib import errors
 from chalicelib.api.context import Credentials
 from chalicelib.config import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.api.context import Services
 from chalicelib.transport.keystone import (
     Reply,
     TokenCache,
@@ -151,16 +153,6 @@ class Trusts:
             self.forget(trust_id)
 
 
-_lock = threading.Lock()
-_clients: dict[tuple[Any, ...], Trusts] = {}
-
-
-def client(settings: Settings) -> Trusts:
-    """This container's trusts client for these settings (one token cache per Keystone and trustee)."""
-    key = (settings.keystone_url, settings.trustee_username, settings.trustee_password,
-           settings.trustee_user_domain, settings.keystone_timeout)
-    with _lock:
-        found = _clients.get(key)
-        if found is None:
-            found = _clients[key] = Trusts(settings)
-        return found
+def client(services: Services) -> Trusts:
+    """This container's trusts client (one token cache per container), kept with its services."""
+    return services.shared.once("trusts", lambda: Trusts(services.settings))

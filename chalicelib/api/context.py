@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Generic, TypeVar
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from chalicelib.config import Settings
 from chalicelib.events.model import EventSink
@@ -25,6 +27,27 @@ class Services:
     connections: ConnectionStore
     deliveries: DeliveryLog
     sink: EventSink
+    shared: Shared = dataclasses.field(default_factory=lambda: Shared())
+    """What the container keeps between requests besides the above, made on first use."""
+
+
+class Shared:
+    """This container's long-lived helpers (the Keystone validator and its token cache, the trusts client, the
+    notifier, which queues encrypt), each made once on first use and kept with the services, so replacing
+    the services (runtime.install) replaces them all: no module keeps state of its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[str, Any] = {}
+
+    def once(self, name: str, make: Callable[[], T]) -> T:
+        found = self._made.get(name)
+        if found is None:
+            with self._lock:
+                found = self._made.get(name)
+                if found is None:
+                    found = self._made[name] = make()
+        return cast(T, found)
 
 
 @dataclasses.dataclass(frozen=True)

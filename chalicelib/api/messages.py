@@ -85,7 +85,8 @@ class _EncryptedQueues:
             self._seen[key] = time.monotonic() + self._ttl
 
 
-ENCRYPTED_QUEUES = _EncryptedQueues()
+def _encrypted_queues(services: Services) -> _EncryptedQueues:
+    return services.shared.once("encrypted_queues", _EncryptedQueues)
 
 
 def _parse_new(services: Services, body: Any) -> list[tuple[Any, int | None, int | None]]:
@@ -146,7 +147,7 @@ def _post(
     limits = services.settings.limits
     key = (caller.project, queue)
     texts = [json.dumps(item[0], separators=(",", ":")) for item in parsed]
-    encrypt = key in ENCRYPTED_QUEUES
+    encrypt = key in _encrypted_queues(services)
     event_id = uuid.uuid4().hex if services.sink.durable else None  # no stream: no outbox either
     stream_all = services.sink.durable and services.sink.complete
     for _attempt in range(3):
@@ -173,7 +174,7 @@ def _post(
             create = True
             continue
         except base.EncryptionRequired:
-            ENCRYPTED_QUEUES.add(key)
+            _encrypted_queues(services).add(key)
             encrypt = True
             continue
         except base.PostTooLarge as exc:

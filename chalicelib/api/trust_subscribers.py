@@ -45,7 +45,7 @@ def grant(services: Services, caller: Caller, *, expires_ms: int) -> str:
     from chalicelib.keystone_trusts import client
 
     credentials = _credentials(services, caller)
-    return client(services.settings).create(credentials, project=caller.project, expires_ms=expires_ms)
+    return client(services).create(credentials, project=caller.project, expires_ms=expires_ms)
 
 
 def release(services: Services, caller: Caller, trust_ids: Iterable[str | None]) -> None:
@@ -55,7 +55,7 @@ def release(services: Services, caller: Caller, trust_ids: Iterable[str | None])
         return
     from chalicelib.keystone_trusts import TrustRefused, client
 
-    trusts = client(services.settings)
+    trusts = client(services)
     for trust_id in found:
         try:
             if not trusts.delete(trust_id, credentials=caller.credentials):

@@ -14,16 +14,12 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Mapping
 
 from chalice.app import Request
 
 from chalicelib import errors
 from chalicelib.api.context import Credentials, Services
-
-_lock = threading.Lock()
-_validators: dict[int, object] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,12 +40,7 @@ def _lower(headers: Mapping[str, object]) -> dict[str, str]:
 def _validator(services: Services) -> object:
     from chalicelib.transport.keystone import KeystoneValidator
 
-    key = id(services.settings)
-    with _lock:
-        found = _validators.get(key)
-        if found is None:
-            found = _validators[key] = KeystoneValidator(services.settings)
-    return found
+    return services.shared.once("keystone", lambda: KeystoneValidator(services.settings))
 
 
 def signed_grant(services: Services, headers: Mapping[str, str], *, method: str, path: str) -> Identity:

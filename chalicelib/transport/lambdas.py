@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,25 +16,22 @@ if TYPE_CHECKING:  # the REST and websocket Lambdas import this module but deliv
     from chalicelib.notify.channels.websocket import Pusher
     from chalicelib.notify.notifier import Notifier
 
-_lock = threading.Lock()
-_notifier: Notifier | None = None
 SYSTEM_CLIENT = "00000000-0000-4000-8000-00000000000a"  # the Client-ID of failure records
 
 
 def notifier(websocket_api: WebsocketAPI) -> Notifier:
     """This container's notifier; websocket pushes go through API Gateway's management API."""
-    global _notifier
-    if _notifier is None:
-        with _lock:
-            if _notifier is None:
-                services = runtime.services()
-                settings = services.settings
-                if settings.websocket_api_id is not None:
-                    # outside a websocket handler Chalice cannot know the API: configuration says
-                    websocket_api.configure_from_api_id(settings.websocket_api_id, settings.websocket_stage)
-                pusher = ChaliceSender(websocket_api) if websocket_api._endpoint is not None else None
-                _notifier = build_notifier(services, pusher)
-    return _notifier
+    services = runtime.services()
+
+    def make() -> Notifier:
+        settings = services.settings
+        if settings.websocket_api_id is not None:
+            # outside a websocket handler Chalice cannot know the API: configuration says
+            websocket_api.configure_from_api_id(settings.websocket_api_id, settings.websocket_stage)
+        pusher = ChaliceSender(websocket_api) if websocket_api._endpoint is not None else None
+        return build_notifier(services, pusher)
+
+    return services.shared.once("notifier", make)
 
 
 def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
@@ -66,7 +62,7 @@ def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
         subscriptions.subscriptions_of_connection_delete(services, connection)
 
     webhooks = WebhookChannel(settings)
-    trusts = TrustChannel(webhooks, trusts_client(settings) if settings.has_trustee else None)
+    trusts = TrustChannel(webhooks, trusts_client(services) if settings.has_trustee else None)
     return Notifier(
         settings,
         subscriptions=services.subscriptions,
@@ -83,12 +79,6 @@ def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
         failures=FailureLog(post_failure),
         queue_policy=queue_policy,
     )
-
-
-def reset() -> None:
-    global _notifier
-    with _lock:
-        _notifier = None
 
 
 def on_stream(records: Sequence[dict[str, Any]], websocket_api: WebsocketAPI) -> dict[str, Any]:

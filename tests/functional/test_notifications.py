@@ -22,7 +22,6 @@ from chalicelib.api import relay
 from chalicelib.api.context import Services
 from chalicelib.events.publisher import KinesisSink
 from chalicelib.signing import subscription_secret
-from chalicelib.transport import lambdas
 from infra.local.pumps import QueuePump, StreamPump, provision
 from tests.conftest import make_settings
 from tests.functional.conftest import Api
@@ -61,13 +60,11 @@ def _build(tmp_path: Path, redis_url: str, **extra: str) -> Services:
 
 @contextmanager
 def installed(services: Services) -> Iterator[Services]:
-    """These services for the app's handlers (and a fresh notifier) until the block ends."""
+    """These services for the app's handlers (a notifier of their own comes with them) until the block ends."""
     runtime.install(services)
-    lambdas.reset()
     try:
         yield services
     finally:
-        lambdas.reset()
         runtime.install(None)
 
 

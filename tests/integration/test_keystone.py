@@ -16,7 +16,6 @@ from chalice.test import Client
 import app as app_module
 from chalicelib import runtime, signing
 from chalicelib.api.context import Services
-from chalicelib.transport import auth
 from chalicelib.transport.keystone import EARLY_S
 from tests import keystone_server
 from tests.conftest import _delete_project_keys, make_settings
@@ -203,4 +202,3 @@ def test_websocket_frames_need_an_authenticated_connection(ks: Services, keyston
         assert ws("queue_get_stats", {"queue_name": "wsk"})[1]["messages"]["total"] == 0
     finally:
         websocket_api.session, websocket_api._client, websocket_api._endpoint = saved
-        auth._validators.clear()

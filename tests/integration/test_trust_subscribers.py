@@ -16,7 +16,6 @@ from chalice.test import Client
 import app as app_module
 from chalicelib import runtime
 from chalicelib.api.context import Services
-from chalicelib.transport import auth, lambdas
 from tests.conftest import _delete_project_keys, make_settings
 from tests.functional.test_notifications import SENDER, Flow, local_aws
 from tests.integration.test_keystone import As, keystone_settings
@@ -44,14 +43,11 @@ def aws() -> Iterator[None]:
 @contextmanager
 def _install(services: Services, redis_url: str, keystone: Keystone) -> Iterator[Client]:
     runtime.install(services)
-    lambdas.reset()
     try:
         with Client(app_module.app) as client:
             yield client
     finally:
-        lambdas.reset()
         runtime.install(None)
-        auth._validators.clear()
         for project in keystone.projects.values():
             _delete_project_keys(redis_url, project)
 
