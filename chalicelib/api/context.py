@@ -37,7 +37,7 @@ class Shared:
     the services (runtime.install) replaces them all: no module keeps state of its own."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: making one helper may need another (the notifier, trusts)
         self._made: dict[str, Any] = {}
 
     def once(self, name: str, make: Callable[[], T]) -> T:

@@ -34,11 +34,19 @@ class Job:
     @property
     def key(self) -> str:
         """The delivery log's key: one per (event, subscription, message), in one Redis Cluster slot."""
-        return f"zn:{{{self.event_id}}}:{self.subscription_id}:{self.message.get('id', self.kind)}"
+        from chalicelib.storage.redis import keys
+
+        return keys.delivery(self.event_id, self.subscription_id, str(self.message.get("id", self.kind)))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Job:
-        return cls(**json.loads(text))
+        """A job as ``to_json`` wrote it; TypeError for anything else (a body with a job's fields but another
+        shape would fail later, out of the handler, and take the whole batch with it)."""
+        job = cls(**json.loads(text))
+        if not isinstance(job.message, dict) or not all(isinstance(getattr(job, name), str) for name in (
+                "event_id", "subscription_id", "kind")):
+            raise TypeError("not a delivery job: message must be an object and the ids strings")
+        return job

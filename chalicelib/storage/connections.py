@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from chalicelib.storage.redis import keys
 from chalicelib.storage.state import StateRedis
 
 MAX_CONNECTION_SECONDS = 2 * 60 * 60
@@ -27,11 +28,6 @@ class Connection:
     """When the credentials the connection authenticated with expire (unix time)."""
 
 
-EXPIRIES = "zc:expiries"  # connection ids by when their authentication expires
-
-
-def _key(connection_id: str) -> str:
-    return "zc:{" + connection_id + "}"
 
 
 class ConnectionStore:
@@ -46,15 +42,15 @@ class ConnectionStore:
 
         with translated("record the connection"):
             pipe = self._redis().pipeline(transaction=False)
-            pipe.hset(_key(connection_id), mapping={"connected": now_ms, "ip": source_ip, "auth": 0, "project": ""})
-            pipe.expire(_key(connection_id), MAX_CONNECTION_SECONDS)
+            pipe.hset(keys.connection(connection_id), mapping={"connected": now_ms, "ip": source_ip, "auth": 0, "project": ""})
+            pipe.expire(keys.connection(connection_id), MAX_CONNECTION_SECONDS)
             pipe.execute()
 
     def get(self, connection_id: str) -> Connection | None:
         from chalicelib.storage.redis.driver import translated
 
         with translated("read the connection"):
-            raw = self._redis().hgetall(_key(connection_id))
+            raw = self._redis().hgetall(keys.connection(connection_id))
         if not raw:
             return None
         return Connection(
@@ -70,21 +66,21 @@ class ConnectionStore:
         from chalicelib.storage.redis.driver import translated
 
         with translated("record the authentication"):
-            self._redis().hset(_key(connection_id), mapping={"auth": 1, "project": project,
+            self._redis().hset(keys.connection(connection_id), mapping={"auth": 1, "project": project,
                                                              "exp": "" if expires is None else expires})
             if expires is not None:
-                self._redis().zadd(EXPIRIES, {connection_id: expires})
+                self._redis().zadd(keys.CONNECTION_EXPIRIES, {connection_id: expires})
 
     def expired(self, *, now: float, limit: int = 500) -> list[str]:
         """Connections whose authentication expired, oldest first."""
         from chalicelib.storage.redis.driver import translated
 
         with translated("read expired connections"):
-            return list(self._redis().zrangebyscore(EXPIRIES, "-inf", now, start=0, num=limit))
+            return list(self._redis().zrangebyscore(keys.CONNECTION_EXPIRIES, "-inf", now, start=0, num=limit))
 
     def close(self, connection_id: str) -> None:
         from chalicelib.storage.redis.driver import translated
 
         with translated("forget the connection"):
-            self._redis().delete(_key(connection_id))
-            self._redis().zrem(EXPIRIES, connection_id)
+            self._redis().delete(keys.connection(connection_id))
+            self._redis().zrem(keys.CONNECTION_EXPIRIES, connection_id)

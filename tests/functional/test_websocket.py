@@ -16,6 +16,7 @@ import pytest
 
 import app as app_module
 from chalicelib.api.context import Services
+from chalicelib.storage.redis import keys
 from infra.local.gateway import LambdaContext
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -124,7 +125,7 @@ def test_connect_records_the_connection_for_two_hours(ws: Ws, services: Services
 
     record = services.connections.get(ws.id)
     assert record is not None and not record.authenticated and record.source_ip == "127.0.0.1"
-    ttl = redis.Redis.from_url(redis_url).ttl("zc:{" + ws.id + "}")
+    ttl = redis.Redis.from_url(redis_url).ttl(keys.connection(ws.id))
     assert 7100 < ttl <= 7200
     ws.disconnect()
     assert services.connections.get(ws.id) is None

@@ -38,3 +38,19 @@ def test_other_services_have_other_helpers() -> None:
     assert first.once("notifier", object) is first.once("notifier", object)
     assert first.once("notifier", object) is not second.once("notifier", object)
     assert first.once("keystone", dict) is not first.once("trusts", dict)
+
+
+def test_making_one_helper_may_ask_for_another() -> None:
+    """The notifier is made with the trusts client: asking for it while making the notifier must not wait for
+    itself (a deadlock here once stopped every trust+ delivery)."""
+    shared = Shared()
+    done = threading.Event()
+
+    def make_outer() -> tuple[str, object]:
+        return ("notifier", shared.once("trusts", object))
+
+    worker = threading.Thread(target=lambda: (shared.once("notifier", make_outer), done.set()), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert done.is_set()
+    assert shared.once("notifier", object)[1] is shared.once("trusts", object)  # type: ignore[index]

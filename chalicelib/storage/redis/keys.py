@@ -1,4 +1,4 @@
-"""Redis key names: the one place that knows them.
+"""Redis key names: the one place that knows them (the pools' and the state Redis's).
 
 Every key of a queue carries the hash tag ``{<project>/<queue>}``, so each
 Lua script touches a single Redis Cluster slot. The project is
@@ -28,6 +28,20 @@ from urllib.parse import quote, unquote
 
 PREFIX = "zq"
 OUTBOXES = f"{PREFIX}:outboxes"
+CONNECTION_EXPIRIES = "zc:expiries"
+"""(state Redis, sorted set) websocket connection ids by when their authentication expires."""
+
+
+def connection(connection_id: str) -> str:
+    """(state Redis, hash) one websocket connection: when it connected, from where, its project and expiry."""
+    return "zc:{" + connection_id + "}"
+
+
+def delivery(event_id: str, subscription_id: str, item: str) -> str:
+    """(state Redis, string) one delivered (event, subscription, message or kind); the event id is the hash
+    tag, so a batch's records share slots with nothing else's. What follows ``zn:`` is the delivery id
+    receivers de-duplicate on."""
+    return f"zn:{{{event_id}}}:{subscription_id}:{item}"
 
 
 class QueueKeys(NamedTuple):
