@@ -40,8 +40,8 @@ class RetryPolicy:
         """The waits of the backoff phase, from the minimum towards the maximum delay."""
         low, high = self.minimum_delay, self.maximum_delay
         steps = max(1, (high - low) // STEP)
-        if self.retry_backoff_function == "linear":
-            return [low + i * STEP for i in range(steps)]
+        if self.retry_backoff_function == "linear":  # upstream's range(minimum, maximum, LINEAR_INTERVAL)
+            return list(range(low, high, STEP)) or [low]
         last = steps - 1 if steps > 1 else 1
         waits = []
         for i in range(steps):

@@ -83,6 +83,9 @@ CLOCK_EVERY_S = 30.0
 GAP_WAIT_MS = 10_000
 """How long the publisher waits for an event sequence that was handed out and not written yet (its
 writer may still be writing it: every operation times out well before this) before going on without it."""
+GAP_POLLS = 10
+GAP_POLL_S = 0.02
+"""A holder facing such a gap looks again this often (200 ms in all) before it gives the lease up."""
 EMPTY_KEEP_MS = 60_000
 """An emptied batch stays this long (and while it holds the queue's highest marker) before gc removes it."""
 HELD = 2**62
@@ -923,16 +926,26 @@ class MongoStore(base.MessageStore):
         """As the lease's holder: the next entries, or none and the lease given up (a lease is held only
         while there is something to publish)."""
         pending = self._pending(project, queue, published, self._now())
+        for _ in range(GAP_POLLS):
+            if pending or not self._holds_entries(project, queue):
+                break
+            # entries wait behind a sequence whose writer is between taking it and writing it: a few ms,
+            # typically; giving the lease up now could leave them to the relay if that writer found it held
+            time.sleep(GAP_POLL_S)
+            pending = self._pending(project, queue, published, self._now())
         if pending:
             return pending
         self._give_up(project, queue, holder)
         # A writer whose entry went in after the read above and who found the lease still held left its
         # entry to us: look once more now that the lease is free.
-        if look_again and (self._outbox.find_one(self._scope(project, queue), {"_id": 1}) is not None
-                           or self._batches.find_one({**self._scope(project, queue), "es": {"$exists": True}},
-                                                     {"_id": 1}) is not None):
+        if look_again and self._holds_entries(project, queue):
             return self._take_lease(project, queue, holder, look_again=False) or []
         return []
+
+    def _holds_entries(self, project: str, queue: str) -> bool:
+        return (self._outbox.find_one(self._scope(project, queue), {"_id": 1}) is not None
+                or self._batches.find_one({**self._scope(project, queue), "es": {"$exists": True}},
+                                          {"_id": 1}) is not None)
 
     def _give_up(self, project: str, queue: str, holder: str) -> None:
         self._heads.update_one({"_id": queue_id(project, queue), "lh": holder}, {"$unset": {"lh": "", "le": ""}})
