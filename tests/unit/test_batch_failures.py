@@ -456,21 +456,3 @@ def test_events_of_reads_one_cloudevent_or_an_array_of_them() -> None:
     assert [e.type for e in dispatch.events_of(first)] == ["message.posted"]
     assert [(e.type, e.sequence) for e in dispatch.events_of(second)] == [("subscription.created", 2),
                                                                            ("message.posted", 3)]
-
-
-def test_the_handlers_hand_the_records_to_dispatch_unchanged(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[str, list[dict[str, Any]]]] = []
-
-    def stream(notifier: Notifier, records_: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        seen.append(("stream", list(records_)))
-        return {"batchItemFailures": [{"itemIdentifier": "x"}]}
-
-    def queue(notifier: Notifier, records_: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        seen.append(("queue", list(records_)))
-        return {"batchItemFailures": [{"itemIdentifier": "y"}]}
-
-    monkeypatch.setattr(dispatch, "on_stream", stream)
-    monkeypatch.setattr(dispatch, "on_retry_queue", queue)
-    assert world.deliver(kinesis_batch()) == {"batchItemFailures": [{"itemIdentifier": "x"}]}
-    assert world.retry(sqs_batch()) == {"batchItemFailures": [{"itemIdentifier": "y"}]}
-    assert seen == [("stream", kinesis_batch()["Records"]), ("queue", sqs_batch()["Records"])]
