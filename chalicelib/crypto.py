@@ -2,8 +2,9 @@
 
 AES-256-CBC with a random IV per message and PKCS7 padding; the key is the
 SHA-256 of the configured ``MESSAGE_ENCRYPTION_KEY``. Stored form:
-base64(iv || ciphertext). ``cryptography`` is imported only when a queue
-actually encrypts, so other requests do not pay for it.
+base64(iv || ciphertext). The cipher (pycryptodomex: a smaller package than
+``cryptography``) is imported only when a queue actually encrypts, so other
+requests do not pay for it.
 """
 
 from __future__ import annotations
@@ -18,22 +19,18 @@ def _key(secret: str) -> bytes:
 
 
 def encrypt(secret: str, text: str) -> str:
-    from cryptography.hazmat.primitives import padding
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from Cryptodome.Cipher import AES
+    from Cryptodome.Util.Padding import pad
 
     iv = os.urandom(16)
-    padder = padding.PKCS7(128).padder()
-    data = padder.update(text.encode()) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(_key(secret)), modes.CBC(iv)).encryptor()
-    return base64.b64encode(iv + encryptor.update(data) + encryptor.finalize()).decode()
+    cipher = AES.new(_key(secret), AES.MODE_CBC, iv=iv)
+    return base64.b64encode(iv + cipher.encrypt(pad(text.encode(), AES.block_size))).decode()
 
 
 def decrypt(secret: str, stored: str) -> str:
-    from cryptography.hazmat.primitives import padding
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from Cryptodome.Cipher import AES
+    from Cryptodome.Util.Padding import unpad
 
     raw = base64.b64decode(stored)
-    decryptor = Cipher(algorithms.AES(_key(secret)), modes.CBC(raw[:16])).decryptor()
-    data = decryptor.update(raw[16:]) + decryptor.finalize()
-    unpadder = padding.PKCS7(128).unpadder()
-    return (unpadder.update(data) + unpadder.finalize()).decode()
+    cipher = AES.new(_key(secret), AES.MODE_CBC, iv=raw[:16])
+    return unpad(cipher.decrypt(raw[16:]), AES.block_size).decode()

@@ -301,7 +301,7 @@ def _drop_wire_database(pool_url: str) -> None:
         client.close()
 
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+pg8000://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
@@ -309,11 +309,14 @@ def postgres_server() -> str:
     """The PostgreSQL server's admin URL; skips locally (fails under CI) when none answers."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    from chalicelib.storage.catalog import engine_for
+
+    engine = engine_for(sa.engine.make_url(POSTGRES_URL).update_query_dict({"connect_timeout": "3"})
+                        .render_as_string(hide_password=False))
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:
         if IN_CI:
             pytest.fail(f"PostgreSQL at {POSTGRES_URL} must answer under CI: {exc}")
         pytest.skip(f"no PostgreSQL at {POSTGRES_URL} (set TEST_POSTGRES_URL): {exc.orig}")

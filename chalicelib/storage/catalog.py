@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from chalicelib import errors
+from chalicelib.config import ConfigError
 from chalicelib.storage.pools import DEFAULT_POOL, Pool
 
 __all__ = ["DEFAULT_POOL", "Catalog", "Pool", "metadata"]
@@ -84,10 +85,16 @@ def sql_errors(unreachable: str) -> Iterator[None]:
             raise errors.Unavailable(unreachable) from exc
         raise
     except sa_exc.ProgrammingError as exc:
-        if "does not exist" in str(exc.orig).lower() and "relation" in str(exc.orig).lower():
+        if _sqlstate(exc.orig) == "42P01":  # PostgreSQL's undefined_table
             raise errors.NotConfigured("The catalog has no tables yet: run the migrate Lambda (or set "
                                        "CATALOG_AUTO_MIGRATE=true).") from exc
         raise
+
+
+def _sqlstate(error: BaseException | None) -> str:
+    """The SQLSTATE of a PostgreSQL error as pg8000 gives it (its fields by one-letter code), else ''."""
+    fields = error.args[0] if error is not None and error.args and isinstance(error.args[0], dict) else {}
+    return str(fields.get("C", ""))
 
 
 def _unavailable() -> AbstractContextManager[None]:
@@ -99,15 +106,7 @@ class Catalog:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
-        if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-        self.engine = sa.create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = engine_for(url)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
@@ -229,3 +228,90 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+# -- engines ---------------------------------------------------------------
+
+_SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+_PG8000_ARGUMENTS = ("sslmode", "connect_timeout", "timeout", "application_name", "tcp_keepalive")
+
+
+def engine_for(url: str) -> sa.Engine:
+    """The engine of a catalog URL: SQLite files, or PostgreSQL through pg8000 (pure Python, what the Lambda
+    package ships; ``postgresql://`` means it too). libpq's ``sslmode`` and ``connect_timeout`` are understood,
+    so the URLs people already have keep working."""
+    parsed = sa.engine.make_url(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database or ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    elif backend == "postgresql":
+        if parsed.drivername not in ("postgresql", "postgresql+pg8000"):
+            raise ConfigError(f"CATALOG_URL: the {parsed.get_driver_name()} driver is not shipped; use "
+                              "postgresql://... or postgresql+pg8000://...")
+        parsed, kwargs["connect_args"] = pg8000_arguments(parsed)
+    engine = sa.create_engine(parsed, **kwargs)
+    if backend == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    elif backend == "postgresql":
+        sa.event.listen(engine, "handle_error", _pg8000_classes)
+    return engine
+
+
+def pg8000_arguments(url: sa.URL) -> tuple[sa.URL, dict[str, Any]]:
+    query = {name: (values[-1] if isinstance(values, tuple) else values) for name, values in url.query.items()}
+    unknown = sorted(set(query) - set(_PG8000_ARGUMENTS))
+    if unknown:
+        raise ConfigError(f"CATALOG_URL: unknown connection arguments {', '.join(unknown)} (understood: "
+                          f"{', '.join(_PG8000_ARGUMENTS)})")
+    args: dict[str, Any] = {}
+    mode = query.get("sslmode", "disable")
+    if mode not in _SSL_MODES:
+        raise ConfigError(f"CATALOG_URL: sslmode must be one of {', '.join(_SSL_MODES)}, not {mode!r}")
+    if mode != "disable":
+        import ssl
+
+        context = ssl.create_default_context()
+        if mode != "verify-full":
+            context.check_hostname = False
+        if mode == "require":  # libpq's meaning: encrypted, the certificate not checked
+            context.verify_mode = ssl.CERT_NONE
+        args["ssl_context"] = context
+    for name in ("connect_timeout", "timeout", "tcp_keepalive"):
+        if name in query:
+            try:
+                value = int(query[name])
+            except ValueError:
+                raise ConfigError(f"CATALOG_URL: {name} must be a whole number, not {query[name]!r}") from None
+            args["timeout" if name == "connect_timeout" else name] = bool(value) if name == "tcp_keepalive" else value
+    if "application_name" in query:
+        args["application_name"] = query["application_name"]
+    return url.set(drivername="postgresql+pg8000", query={}), args
+
+
+_PG_UNAVAILABLE = ("08", "40", "53", "55P03", "57")
+"""SQLSTATE classes (and one code) of a server that cannot serve now: connection exceptions, transaction
+rollbacks (serialization, deadlock), insufficient resources, a lock not available in time, and an operator
+intervention (shutdown, a cancelled statement, a statement timeout)."""
+
+
+def _pg8000_classes(context: sa.engine.ExceptionContext) -> None:
+    """pg8000 reports every server error but integrity violations as a ProgrammingError, and a socket error on
+    its first read unwrapped: give each error the DBAPI class its SQLSTATE means (psycopg's mapping) and mark
+    a lost connection as one, so the pool drops it and :func:`sql_errors` reads the error right."""
+    original = context.original_exception
+    statement, params = context.statement, context.parameters
+    if isinstance(original, OSError):  # reset, broken pipe, a read timing out
+        context.is_disconnect = True
+        raise sa_exc.OperationalError(statement, params, original, connection_invalidated=True) from original
+    code = _sqlstate(original)
+    if code.startswith("22"):
+        raise sa_exc.DataError(statement, params, original) from original
+    if code.startswith(_PG_UNAVAILABLE):
+        if code.startswith(("08", "57P0")):  # the connection is gone: the pool must not hand it out again
+            context.is_disconnect = True
+        raise sa_exc.OperationalError(statement, params, original,
+                                      connection_invalidated=context.is_disconnect) from original

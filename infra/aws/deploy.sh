@@ -8,6 +8,7 @@ stage=${1:?usage: infra/aws/deploy.sh STAGE SENDER_EMAIL}
 sender=${2:?usage: infra/aws/deploy.sh STAGE SENDER_EMAIL}
 cd "$(dirname "$0")/../.."
 py=.venv/bin/python
+make -s wheels  # requirements.txt names the SQLAlchemy wheel by path
 stack="zaqar-$stage"
 region=$(aws configure get region || echo "${AWS_DEFAULT_REGION:?set a region}")
 account=$(aws sts get-caller-identity --query Account --output text)
@@ -21,7 +22,8 @@ output() { echo "$outputs" | $py -c "import json,sys; print({o['OutputKey']: o['
 echo "2/5 catalog URL (password from Secrets Manager)"
 password=$(aws secretsmanager get-secret-value --secret-id "$(output CatalogSecretArn)" \
   --query SecretString --output text | $py -c "import json,sys; print(json.load(sys.stdin)['password'])")
-catalog="postgresql+psycopg://zaqar:${password}@$(output CatalogProxyEndpoint):5432/zaqar?sslmode=require"
+# pg8000 with libpq's sslmode: the proxy's certificate is a public ACM one, checked with its host name
+catalog="postgresql+pg8000://zaqar:${password}@$(output CatalogProxyEndpoint):5432/zaqar?sslmode=verify-full"
 signing_key=$(aws secretsmanager get-random-password --password-length 48 --exclude-punctuation \
   --query RandomPassword --output text)
 

@@ -132,7 +132,7 @@ def test_stack_outputs_become_the_stage_settings() -> None:
     outputs = {"PoolUrl": "rediss://cfg.example:6379/0?cluster=true", "EventStreamName": "zaqar-dev-events",
                "RetryQueueName": "zaqar-dev-retries", "SesSender": "noreply@example.test",
                "SubnetIds": "subnet-1,subnet-2", "SecurityGroupId": "sg-1"}
-    settings = stage_settings("dev", outputs, {"CATALOG_URL": "postgresql+psycopg://u:p@h/zaqar"})
+    settings = stage_settings("dev", outputs, {"CATALOG_URL": "postgresql+pg8000://u:p@h/zaqar"})
     assert settings["environment_variables"]["POOL_URL"].endswith("?cluster=true")
     assert settings["subnet_ids"] == ["subnet-1", "subnet-2"] and settings["iam_policy_file"] == "policy-dev.json"
     assert settings["lambda_functions"]["deliver"]["reserved_concurrency"] == 20

@@ -35,7 +35,7 @@ def dead_pool_api(tmp_path: Path, project: str) -> Iterator[Api]:
 @pytest.fixture
 def dead_catalog_api(tmp_path: Path, project: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     settings = make_settings(
-        tmp_path, redis_url, CATALOG_URL=f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/none"
+        tmp_path, redis_url, CATALOG_URL=f"postgresql+pg8000://postgres@127.0.0.1:{_closed_port()}/none"
     )
     runtime.install(None)
     monkeypatch.setattr(runtime, "get_settings", lambda: settings)

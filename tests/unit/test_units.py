@@ -36,6 +36,32 @@ def test_encryption_round_trips_with_a_fresh_iv_each_time() -> None:
     assert crypto.decrypt("k", first) == crypto.decrypt("k", second) == '{"a":1}'
 
 
+def test_stored_ciphertexts_are_plain_aes_cbc_both_ways() -> None:
+    """Bodies encrypted before the cipher library changed (``cryptography``) stay readable, and the reverse:
+    the stored form is base64(iv || AES-256-CBC(PKCS7(text))) with the key SHA-256(secret)."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = hashlib.sha256(b"secret").digest()
+    iv = bytes(range(16))
+    padder = padding.PKCS7(128).padder()
+    data = padder.update('{"ü": 1}'.encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    theirs = base64.b64encode(iv + encryptor.update(data) + encryptor.finalize()).decode()
+    assert crypto.decrypt("secret", theirs) == '{"ü": 1}'
+
+    ours = base64.b64decode(crypto.encrypt("secret", "x" * 33))
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(ours[:16])).decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    plain = unpadder.update(decryptor.update(ours[16:]) + decryptor.finalize()) + unpadder.finalize()
+    assert plain == b"x" * 33
+    with pytest.raises(ValueError):
+        crypto.decrypt("another secret", theirs)
+
+
 def test_weighted_choice_skips_zero_weights_and_follows_weights() -> None:
     pools = [Pool("a", "redis://a", 0, None, {}), Pool("b", "redis://b", 1, None, {}), Pool("c", "redis://c", 3, None, {})]
     rng = random.Random(7)
