@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import datetime
 import time
 import uuid
 from collections.abc import Sequence
@@ -61,11 +62,8 @@ class Event:
         if not kind.startswith(NAMESPACE + "."):
             raise ValueError(f"not one of our events: {kind}")
         source = str(document["source"])
-        stamp = str(document.get("time", ""))
-        try:
-            seconds = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-            time_ms = seconds * 1000 + int(stamp[20:23] or 0)
-        except ValueError:
+        time_ms = _rfc3339_ms(str(document.get("time", "")))
+        if time_ms is None:
             time_ms = int(time.time() * 1000)
         return cls(
             type=kind[len(NAMESPACE) + 1 :],
@@ -76,6 +74,18 @@ class Event:
             time_ms=time_ms,
             sequence=int(document.get("sequence") or 0),
         )
+
+
+def _rfc3339_ms(stamp: str) -> int | None:
+    """Milliseconds since the epoch of an RFC 3339 time (any number of fraction digits, any offset, ``t``/``z``
+    in either case; one without an offset is read as UTC), or None when it is none."""
+    try:
+        moment = datetime.datetime.fromisoformat(stamp.upper())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
 
 
 class EventSink(Protocol):
