@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 from urllib.parse import quote
@@ -189,6 +189,22 @@ def _delete_project_keys(url: str, project: str) -> None:
     if mine:
         client.zrem("zq:outboxes", *mine)
     client.close()
+
+
+@contextlib.contextmanager
+def installed(services: Services, *, close: bool = False, redis_url: str | None = None,
+              projects: Iterable[str] = ()) -> Iterator[Services]:
+    """These services for the app's handlers until the block ends; then, when asked, their pools closed and
+    the named projects' keys deleted from ``redis_url``."""
+    runtime.install(services)
+    try:
+        yield services
+    finally:
+        runtime.install(None)
+        if close:
+            services.pooling.close()
+        for name in projects if redis_url else ():
+            _delete_project_keys(str(redis_url), name)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from chalice.test import Client
 import app as app_module
 from chalicelib import runtime
 from chalicelib.api.context import Services
-from tests.conftest import _delete_project_keys, make_settings
+from tests.conftest import _delete_project_keys, installed, make_settings
 from tests.functional.conftest import Api
 
 ADMIN = {"X-Roles": "admin"}
@@ -27,10 +27,8 @@ def _db(url: str, number: int) -> str:
 @pytest.fixture
 def admin_services(tmp_path: Path, redis_url: str, project: str) -> Iterator[Services]:
     settings = make_settings(tmp_path, redis_url, ADMIN_MODE="true", CATALOG_CACHE_TTL="0")
-    services = runtime.build(settings)
-    runtime.install(services)
-    yield services
-    runtime.install(None)
+    with installed(runtime.build(settings)) as services:
+        yield services
     for number in (11, 12):
         _delete_project_keys(_db(redis_url, number), project)
 

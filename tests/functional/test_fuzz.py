@@ -30,7 +30,7 @@ from chalicelib import errors, runtime
 from chalicelib.api.context import Services
 from chalicelib.config import Settings
 from infra.local.gateway import LambdaContext
-from tests.conftest import make_settings
+from tests.conftest import installed, make_settings
 from tests.functional.hostile import CONTENT_TYPES, Hostile, api_event, pool_settings
 
 SEED = int(os.environ.get("FUZZ_SEED", "20260601"))
@@ -256,14 +256,9 @@ def test_hostile_requests_against_a_postgresql_catalog_get_no_5xx(
     as the 503 of an unreachable catalog."""
     built = runtime.build(make_settings(tmp_path, redis_url, CATALOG_URL=postgres_url, ADMIN_MODE="true",
                                         SIGNING_KEY=SIGNING_KEY, REQUEST_LOG="false", CATALOG_CACHE_TTL="0"))
-    runtime.install(built)
-    try:
-        with Client(app_module.app) as client:
-            fuzzer = Fuzzer(random.Random(f"{SEED}-postgresql"), project, client)
-            sent = fuzzer.run(REQUESTS // 3)
-    finally:
-        runtime.install(None)
-        built.pooling.close()
+    with installed(built, close=True), Client(app_module.app) as client:
+        fuzzer = Fuzzer(random.Random(f"{SEED}-postgresql"), project, client)
+        sent = fuzzer.run(REQUESTS // 3)
     print(f"\nREST fuzz on a PostgreSQL catalog: {sent} requests, statuses {sorted(fuzzer.statuses.items())}")
     assert not fuzzer.failures, f"{len(fuzzer.failures)} bad answers, the first ones:\n" + "\n".join(fuzzer.failures[:15])
 

@@ -31,7 +31,7 @@ from chalicelib.notify.notifier import Notifier
 from chalicelib.rules.retry_policy import RetryPolicy
 from chalicelib.storage.base import Subscription
 from chalicelib.transport import lambdas
-from tests.conftest import _delete_project_keys
+from tests.conftest import _delete_project_keys, installed
 from tests.functional.conftest import Api
 from tests.functional.test_notifications import (  # noqa: F401 - fixtures
     Flow,
@@ -40,7 +40,6 @@ from tests.functional.test_notifications import (  # noqa: F401 - fixtures
     aws,
     flow,
     hook,
-    installed,
     subscribe,
 )
 from tests.receiver import Receiver, receiver

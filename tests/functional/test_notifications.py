@@ -23,7 +23,7 @@ from chalicelib.api.context import Services
 from chalicelib.events.publisher import KinesisSink
 from chalicelib.signing import subscription_secret
 from infra.local.pumps import QueuePump, StreamPump, provision
-from tests.conftest import make_settings
+from tests.conftest import installed, make_settings
 from tests.functional.conftest import Api
 from tests.receiver import Receiver, receiver
 
@@ -56,16 +56,6 @@ def _build(tmp_path: Path, redis_url: str, **extra: str) -> Services:
                "SIGNING_KEY": SIGNING_KEY, "WEBHOOK_ALLOW_LOOPBACK": "true", "WEBHOOK_TIMEOUT": "1", **extra}
     settings = make_settings(tmp_path, redis_url, **options)
     return runtime.build(settings)
-
-
-@contextmanager
-def installed(services: Services) -> Iterator[Services]:
-    """These services for the app's handlers (a notifier of their own comes with them) until the block ends."""
-    runtime.install(services)
-    try:
-        yield services
-    finally:
-        runtime.install(None)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from chalicelib import runtime, signing
 from chalicelib.api.context import Services
 from chalicelib.transport.keystone import EARLY_S
 from tests import keystone_server
-from tests.conftest import _delete_project_keys, make_settings
+from tests.conftest import installed, make_settings
 from tests.keystone_server import PASSWORD, Keystone
 
 pytestmark = pytest.mark.keystone
@@ -32,16 +32,9 @@ def keystone_settings(tmp_path: Path, redis_url: str, keystone: Keystone) -> dic
             "KEYSTONE_TIMEOUT": "60"}  # a loaded machine's Keystone can take more than the default 5 s to answer
 
 
-@contextlib.contextmanager
-def _installed(tmp_path: Path, redis_url: str, keystone: Keystone) -> Iterator[Services]:
+def _installed(tmp_path: Path, redis_url: str, keystone: Keystone) -> contextlib.AbstractContextManager[Services]:
     services = runtime.build(make_settings(tmp_path, redis_url, **keystone_settings(tmp_path, redis_url, keystone)))
-    runtime.install(services)
-    try:
-        yield services
-    finally:
-        runtime.install(None)
-        for project in keystone.projects.values():
-            _delete_project_keys(redis_url, project)
+    return installed(services, redis_url=redis_url, projects=keystone.projects.values())
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from chalice.test import Client
 import app as app_module
 from chalicelib import runtime
 from chalicelib.api.context import Services
-from tests.conftest import _delete_project_keys, make_settings
+from tests.conftest import installed, make_settings
 from tests.functional.test_notifications import SENDER, Flow, local_aws
 from tests.integration.test_keystone import As, keystone_settings
 from tests.keystone_server import PASSWORD, Keystone
@@ -42,14 +42,9 @@ def aws() -> Iterator[None]:
 
 @contextmanager
 def _install(services: Services, redis_url: str, keystone: Keystone) -> Iterator[Client]:
-    runtime.install(services)
-    try:
-        with Client(app_module.app) as client:
-            yield client
-    finally:
-        runtime.install(None)
-        for project in keystone.projects.values():
-            _delete_project_keys(redis_url, project)
+    with installed(services, redis_url=redis_url, projects=keystone.projects.values()), \
+            Client(app_module.app) as client:
+        yield client
 
 
 @pytest.fixture
