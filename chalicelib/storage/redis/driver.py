@@ -6,8 +6,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -15,16 +14,8 @@ from redis.commands.core import Script
 
 from chalicelib import errors
 from chalicelib.storage import base
-from chalicelib.storage.redis import keys
+from chalicelib.storage.redis import keys, scripts
 
-_LUA = Path(__file__).with_name("lua")
-_SCRIPTS = (
-    "post", "list", "get_many", "delete", "delete_many", "claim", "claim_get",
-    "claim_update", "claim_delete", "stats", "queue_put", "dead_letter_accept", "gc", "purge",
-    "listen", "listen_lower", "queue_delete", "outbox_record", "outbox_lease", "outbox_release",
-)
-_STANDALONE = ("unflag",)  # scripts on pool-wide keys: no per-queue prelude
-_READ_ONLY = frozenset({"list", "get_many", "claim_get", "stats"})
 WAIT_ATTEMPTS = 8
 """Tries of a write that waits for replicas when the cluster moved its slot, lost its primary or asked to try
 again, before it is a 503."""
@@ -32,21 +23,8 @@ DEFAULT_WAIT_TIMEOUT_MS = 1000
 # How many index entries one list or claim may look at before it returns
 # what it found (with a marker to go on): it bounds the time a script holds Redis.
 SCAN_BUDGET = 5000
-_SETTING_FIELDS = {
-    "default_ttl": "s.ttl",
-    "default_delay": "s.delay",
-    "max_post_size": "s.maxpost",
-    "dead_letter_queue": "s.dlq",
-    "dead_letter_ttl": "s.dlqttl",
-    "max_claim_count": "s.maxcc",
-}
-
-
-def _script_sources() -> dict[str, str]:
-    prelude = (_LUA / "_common.lua").read_text()
-    sources = {name: prelude + "\n" + (_LUA / f"{name}.lua").read_text() for name in _SCRIPTS}
-    sources.update({name: (_LUA / f"{name}.lua").read_text() for name in _STANDALONE})
-    return sources
+GC_BUDGET = 1000
+"""How many of each kind of expired data one gc run may reclaim."""
 
 
 @contextlib.contextmanager
@@ -102,45 +80,6 @@ def connect(url: str) -> Any:
     return redis.Redis.from_url(clean, **options)
 
 
-RECORD_WIDTH = 11  # fields per message in script replies: see emit() in lua/_common.lua
-
-
-def _records(flat: Sequence[Any]) -> list[base.MessageRecord]:
-    return [
-        base.MessageRecord(
-            id=flat[i],
-            marker=int(flat[i + 1]),
-            ttl=int(flat[i + 2]),
-            created_ms=int(flat[i + 3]),
-            expires_ms=int(flat[i + 4]),
-            delay_until_ms=int(flat[i + 5]),
-            encrypted=bool(flat[i + 6]),
-            claim_id=flat[i + 7] or None,
-            claim_expires_ms=int(flat[i + 8]),
-            claim_count=int(flat[i + 9]),
-            body=flat[i + 10],
-        )
-        for i in range(0, len(flat), RECORD_WIDTH)
-    ]
-
-
-def _record_from_json(message_id: str, raw: str, body: str) -> base.MessageRecord:
-    rec = json.loads(raw)
-    fields = [message_id, rec["k"], rec["t"], rec["cr"], rec["e"], rec["d"], rec["x"], rec["c"], rec["ce"], rec["cc"]]
-    return _records([*fields, body])[0]
-
-
-def _settings_argv(settings: base.QueueSettings) -> list[str]:
-    argv: list[str] = []
-    for attr, field in _SETTING_FIELDS.items():
-        value = getattr(settings, attr)
-        if value is not None:
-            argv += [field, str(value)]
-    if settings.encrypted:
-        argv += ["s.enc", "1"]
-    return argv
-
-
 class RedisStore(base.MessageStore):
     capabilities = frozenset({"FIFO", "CLAIMS", "AOD", "HIGH_THROUGHPUT"})
 
@@ -149,17 +88,21 @@ class RedisStore(base.MessageStore):
         self._client = connect(url)
         self._cluster = hasattr(self._client, "get_node_from_key")
         self._stale_slots = False
-        self._scripts: dict[str, Script] = {
-            name: self._client.register_script(source)
-            for name, source in _script_sources().items()
+        self._scripts: dict[scripts.Lua, Script] = {
+            script: self._client.register_script(script.source) for script in scripts.ALL
         }
 
-    def _run(self, name: str, project: str, queue: str, args: Sequence[Any], what: str) -> Any:
-        with translated(what):
-            names = list(keys.queue_keys(project, queue))
-            if self._wait is None or name in _READ_ONLY:
-                return self._scripts[name](keys=names, args=list(args))
-            return self._run_and_wait(self._scripts[name], names, list(args))
+    def _run(self, what: str, *, wait: bool = True) -> scripts.Run:
+        """How this pool runs a script (``what`` it does, for a 503's message): plain EVALSHA, or with
+        ``wait_replicas`` and ``wait``, a write followed by WAIT (``_run_and_wait``); read-only ones never wait."""
+
+        def run(script: scripts.Lua, names: Sequence[str], args: Sequence[scripts.Arg]) -> Any:
+            with translated(what):
+                if not wait or self._wait is None or script.read_only:
+                    return self._scripts[script](keys=list(names), args=list(args))
+                return self._run_and_wait(self._scripts[script], list(names), list(args))
+
+        return run
 
     def _run_and_wait(self, script: Script, names: list[str], args: list[Any]) -> Any:
         """The script and ``WAIT`` in one pipeline on one connection (WAIT counts the replicas that have this
@@ -236,11 +179,11 @@ class RedisStore(base.MessageStore):
     # -- queues -----------------------------------------------------------
 
     def _queue_put(
-        self, mode: str, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings,
-        event_id: str | None,
+        self, mode: Literal["create", "update"], project: str, queue: str, metadata: Mapping[str, Any],
+        settings: base.QueueSettings, event_id: str | None,
     ) -> bool:
-        argv = [mode, json.dumps(metadata, separators=(",", ":")), event_id or "", *_settings_argv(settings)]
-        return bool(self._run("queue_put", project, queue, argv, "store the queue"))
+        return scripts.queue_put(self._run("store the queue"), keys.queue_keys(project, queue), mode=mode,
+                                 metadata=metadata, settings=settings, event_id=event_id)
 
     def queue_create(
         self, *, project: str, queue: str, metadata: Mapping[str, Any], settings: base.QueueSettings,
@@ -269,23 +212,16 @@ class RedisStore(base.MessageStore):
         return [None if raw is None else json.loads(raw) for raw in raws]
 
     def queue_delete(self, *, project: str, queue: str, event_id: str | None = None) -> None:
-        self._run("queue_delete", project, queue, [event_id or ""], "delete the queue")
+        scripts.queue_delete(self._run("delete the queue"), keys.queue_keys(project, queue), event_id=event_id)
 
     def queue_purge(
         self, *, project: str, queue: str, event_id: str | None = None, resource_types: Sequence[str] = ("messages",)
     ) -> None:
-        self._run("purge", project, queue, [event_id or "", *resource_types], "purge the queue")
+        scripts.purge(self._run("purge the queue"), keys.queue_keys(project, queue), event_id=event_id,
+                      resource_types=resource_types)
 
     def queue_stats(self, *, project: str, queue: str) -> base.Stats:
-        out = self._run("stats", project, queue, [], "count messages")
-        found = _records(out[3:])
-        return base.Stats(
-            total=int(out[1]),
-            claimed=int(out[2]),
-            oldest=found[0] if found else None,
-            newest=found[-1] if found else None,
-            now_ms=int(out[0]),
-        )
+        return scripts.stats(self._run("count messages"), keys.queue_keys(project, queue))
 
     # -- messages ---------------------------------------------------------
 
@@ -303,29 +239,18 @@ class RedisStore(base.MessageStore):
         event_id: str | None,
         stream_all: bool = False,
     ) -> base.Posted:
-        argv: list[Any] = [
-            "1" if create else "0", client_id, "1" if encrypted else "0", request_size, default_ttl,
-            event_id or "", "1" if stream_all else "0",
-        ]
-        for message in messages:
-            argv += [
-                message.id,
-                "" if message.ttl is None else message.ttl,
-                "" if message.delay is None else message.delay,
-                message.body,
-            ]
-        out = self._run("post", project, queue, argv, "store the messages")
-        status = out[0]
-        if status == "missing":
+        reply = scripts.post(
+            self._run("store the messages"), keys.queue_keys(project, queue), create=create, client_id=client_id,
+            encrypted=encrypted, request_size=request_size, default_ttl=default_ttl, event_id=event_id,
+            stream_all=stream_all, messages=messages,
+        )
+        if isinstance(reply, base.Posted):
+            return reply
+        if reply.reason == "missing":
             raise base.QueueMissing(queue)
-        if status == "encrypt":
+        if reply.reason == "encrypt":
             raise base.EncryptionRequired(queue)
-        if status == "too_large":
-            raise base.PostTooLarge(int(out[1]))
-        end = 4 + 2 * len(messages)
-        effective = [(int(out[i]), int(out[i + 1])) for i in range(4, end, 2)]
-        return base.Posted(ids=[m.id for m in messages], now_ms=int(out[1]), effective=effective,
-                           event_stored=bool(out[2]), pending=list(out[end:]) if out[3] else None)
+        raise base.PostTooLarge(reply.limit)
 
     def message_list(
         self,
@@ -339,36 +264,34 @@ class RedisStore(base.MessageStore):
         include_claimed: bool,
         include_delayed: bool,
     ) -> base.Page[base.MessageRecord]:
-        argv = [
-            marker or "0", limit, client_id, int(echo), int(include_claimed), int(include_delayed), SCAN_BUDGET,
-        ]
-        out = self._run("list", project, queue, argv, "list messages")
-        next_marker = str(out[1]) if out[1] not in ("", None) else None
-        return base.Page(items=_records(out[2:]), next_marker=next_marker, now_ms=int(out[0]))
+        return scripts.list_(
+            self._run("list messages"), keys.queue_keys(project, queue), marker=marker, limit=limit,
+            client_id=client_id, echo=echo, include_claimed=include_claimed, include_delayed=include_delayed,
+            scan_budget=SCAN_BUDGET,
+        )
 
     def message_get_many(self, *, project: str, queue: str, ids: Sequence[str]) -> base.Records:
-        out = self._run("get_many", project, queue, ids, "read messages")
-        return base.Records(items=_records(out[1:]), now_ms=int(out[0]))
+        return scripts.get_many(self._run("read messages"), keys.queue_keys(project, queue), ids=ids)
 
     def message_delete(
         self, *, project: str, queue: str, message_id: str, claim_id: str | None, event_id: str | None = None
     ) -> None:
-        out = self._run("delete", project, queue, [message_id, claim_id or "", event_id or ""], "delete the message")
-        if out == "claimed":
+        outcome = scripts.delete(self._run("delete the message"), keys.queue_keys(project, queue),
+                                 message_id=message_id, claim_id=claim_id, event_id=event_id)
+        if outcome == "claimed":
             raise errors.MessageIsClaimed(message_id=message_id)
-        if out == "not_claimed":
+        if outcome == "not_claimed":
             raise errors.MessageNotClaimed(message_id=message_id, claim_id=claim_id or "")
 
     def message_delete_many(
         self, *, project: str, queue: str, ids: Sequence[str], event_id: str | None = None
     ) -> int:
-        return int(self._run("delete_many", project, queue, [event_id or "", *ids], "delete messages"))
+        return scripts.delete_many(self._run("delete messages"), keys.queue_keys(project, queue), ids=ids,
+                                   event_id=event_id)
 
     def message_pop(self, *, project: str, queue: str, limit: int, event_id: str | None = None) -> base.Records:
-        argv = ["", 1, 0, limit, SCAN_BUDGET, 1, event_id or ""]
-        out = self._run("claim", project, queue, argv, "pop messages")
-        skip = 2 + int(out[1])
-        return base.Records(items=_records(out[skip:]), now_ms=int(out[0]))
+        return scripts.pop(self._run("pop messages"), keys.queue_keys(project, queue), limit=limit,
+                           scan_budget=SCAN_BUDGET, event_id=event_id)
 
     # -- claims -----------------------------------------------------------
 
@@ -376,37 +299,23 @@ class RedisStore(base.MessageStore):
         self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, limit: int,
         event_id: str | None = None,
     ) -> base.ClaimResult:
-        argv = [claim_id, ttl, grace, limit, SCAN_BUDGET, 0, event_id or ""]
-        out = self._run("claim", project, queue, argv, "claim messages")
-        n_dead = int(out[1])
-        dead_ids = out[2 : 2 + n_dead]
-        letters = self._dead_letters(project, queue, dead_ids) if dead_ids else []
-        return base.ClaimResult(
-            claim_id=claim_id, items=_records(out[2 + n_dead :]), now_ms=int(out[0]), dead_letters=letters
-        )
+        claimed = scripts.claim(self._run("claim messages"), keys.queue_keys(project, queue), claim_id=claim_id,
+                                ttl=ttl, grace=grace, limit=limit, scan_budget=SCAN_BUDGET, event_id=event_id)
+        letters = self._dead_letters(project, queue, claimed.dead_ids) if claimed.dead_ids else []
+        return base.ClaimResult(claim_id=claim_id, items=claimed.items, now_ms=claimed.now_ms, dead_letters=letters)
 
     def claim_get(self, *, project: str, queue: str, claim_id: str) -> base.Claim | None:
-        out = self._run("claim_get", project, queue, [claim_id], "read the claim")
-        if len(out) < 2:
-            return None
-        claim = json.loads(out[1])
-        return base.Claim(
-            id=claim_id,
-            ttl=int(claim["t"]),
-            grace=int(claim["g"]),
-            created_ms=int(claim["cr"]),
-            items=_records(out[2:]),
-            now_ms=int(out[0]),
-        )
+        return scripts.claim_get(self._run("read the claim"), keys.queue_keys(project, queue), claim_id=claim_id)
 
     def claim_update(
         self, *, project: str, queue: str, claim_id: str, ttl: int, grace: int, event_id: str | None = None
     ) -> bool:
-        argv = [claim_id, ttl, grace, event_id or ""]
-        return bool(self._run("claim_update", project, queue, argv, "renew the claim"))
+        return scripts.claim_update(self._run("renew the claim"), keys.queue_keys(project, queue),
+                                    claim_id=claim_id, ttl=ttl, grace=grace, event_id=event_id)
 
     def claim_delete(self, *, project: str, queue: str, claim_id: str, event_id: str | None = None) -> None:
-        self._run("claim_delete", project, queue, [claim_id, event_id or ""], "release the claim")
+        scripts.claim_delete(self._run("release the claim"), keys.queue_keys(project, queue), claim_id=claim_id,
+                             event_id=event_id)
 
     # -- dead letters and housekeeping ------------------------------------
 
@@ -424,7 +333,7 @@ class RedisStore(base.MessageStore):
             item = json.loads(text)
             letters.append(
                 base.DeadLetter(
-                    record=_record_from_json(message_id, item["r"], item["b"]),
+                    record=scripts.record_from_json(message_id, item["r"], item["b"]),
                     target=item["q"],
                     ttl=int(item["t"]) if item["t"] != "" else None,
                 )
@@ -435,16 +344,9 @@ class RedisStore(base.MessageStore):
         return self._dead_letters(project, queue, None)
 
     def dead_letter_accept(self, *, project: str, queue: str, letters: Sequence[base.DeadLetter]) -> None:
-        argv: list[Any] = []
-        for letter in letters:
-            rec = letter.record
-            raw = {
-                "k": rec.marker, "t": rec.ttl, "cr": rec.created_ms, "e": rec.expires_ms, "d": 0,
-                "u": "", "x": int(rec.encrypted), "c": "", "ce": 0, "cc": rec.claim_count,
-            }
-            argv += [rec.id, json.dumps(raw), rec.body, "" if letter.ttl is None else letter.ttl]
-        if argv:
-            self._run("dead_letter_accept", project, queue, argv, "store dead letters")
+        if letters:
+            scripts.dead_letter_accept(self._run("store dead letters"), keys.queue_keys(project, queue),
+                                       letters=letters)
 
     def dead_letter_done(self, *, project: str, queue: str, ids: Sequence[str]) -> None:
         if ids:
@@ -452,18 +354,17 @@ class RedisStore(base.MessageStore):
                 self._client.hdel(keys.queue_keys(project, queue).x, *ids)
 
     def outbox_record(self, *, project: str, queue: str, event_id: str, kind: str, data: Mapping[str, Any]) -> None:
-        argv = [event_id, kind, json.dumps(dict(data), separators=(",", ":"))]
-        self._run("outbox_record", project, queue, argv, "record the event")
+        scripts.outbox_record(self._run("record the event"), keys.queue_keys(project, queue), event_id=event_id,
+                              kind=kind, data=data)
 
     def outbox_lease(self, *, project: str, queue: str, holder: str) -> list[str] | None:
-        out = self._run("outbox_lease", project, queue, [holder], "read the outbox")
-        return list(out[1:]) if int(out[0]) else None
+        return scripts.outbox_lease(self._run("read the outbox"), keys.queue_keys(project, queue), holder=holder)
 
     def outbox_release(
         self, *, project: str, queue: str, holder: str, published: Sequence[str], keep: bool
     ) -> list[str]:
-        argv = [holder, "1" if keep else "0", *published]
-        return list(self._run("outbox_release", project, queue, argv, "mark events published"))
+        return scripts.outbox_release(self._run("mark events published"), keys.queue_keys(project, queue),
+                                      holder=holder, published=published, keep=keep)
 
     def outbox_flag(self, *, project: str, queue: str) -> None:
         with translated("remember the unpublished events"):
@@ -477,12 +378,13 @@ class RedisStore(base.MessageStore):
         return [base.Flagged(*keys.from_tag_body(member), int(score)) for member, score in rows]
 
     def outbox_unflag(self, *, flagged: base.Flagged) -> bool:
-        member = keys.tag_body(flagged.project, flagged.queue)
-        with translated("update the outbox index"):
-            return bool(self._scripts["unflag"](keys=[keys.OUTBOXES], args=[member, flagged.since_ms]))
+        # never waits for replicas (the pool-wide index is on no queue's slot): an unflag a failover loses
+        # leaves the queue flagged, and the relay only looks at it again
+        return scripts.unflag(self._run("update the outbox index", wait=False), project=flagged.project,
+                              queue=flagged.queue, since_ms=flagged.since_ms)
 
     def listen(self, *, project: str, queue: str, until_ms: int) -> int:
-        return int(self._run("listen", project, queue, [until_ms], "record the subscribers"))
+        return scripts.listen(self._run("record the subscribers"), keys.queue_keys(project, queue), until_ms=until_ms)
 
     def listeners(self, *, project: str, queue: str) -> base.Listeners:
         with translated("read the subscribers record"):
@@ -490,10 +392,12 @@ class RedisStore(base.MessageStore):
         return base.Listeners(until_ms=int(until or 0), generation=int(gen or 0))
 
     def listen_lower(self, *, project: str, queue: str, until_ms: int, generation: int) -> bool:
-        return bool(self._run("listen_lower", project, queue, [until_ms, generation], "record the subscribers"))
+        return scripts.listen_lower(self._run("record the subscribers"), keys.queue_keys(project, queue),
+                                    until_ms=until_ms, generation=generation)
 
     def gc(self, *, project: str, queue: str, stale_before_ms: int) -> int:
-        reclaimed, stale = self._run("gc", project, queue, [1000, stale_before_ms], "reclaim expired data")
-        if int(stale):
+        collected = scripts.gc(self._run("reclaim expired data"), keys.queue_keys(project, queue), budget=GC_BUDGET,
+                               stale_before_ms=stale_before_ms)
+        if collected.stale:
             self.outbox_flag(project=project, queue=queue)
-        return int(reclaimed)
+        return collected.reclaimed
