@@ -179,15 +179,17 @@ def wire_pool_url(server: str) -> str:
 
 
 def _delete_project_keys(url: str, project: str) -> None:
+    from chalicelib.storage.redis import keys
+
     client = redis.Redis.from_url(url)
-    pattern = "zq:{" + quote(project, safe="") + "/*"
+    pattern = keys.PREFIX + ":{" + quote(project, safe="") + "/*"
     for key in client.scan_iter(match=pattern.replace("[", "\\["), count=500):
         client.delete(key)
-    # the pool-wide outbox index (chalicelib/storage/redis/keys.py): only this project's members
+    # the pool-wide outbox index: only this project's members
     prefix = quote(project, safe="") + "/"
-    mine = [m for m in client.zrange("zq:outboxes", 0, -1) if m.decode().startswith(prefix)]
+    mine = [m for m in client.zrange(keys.OUTBOXES, 0, -1) if m.decode().startswith(prefix)]
     if mine:
-        client.zrem("zq:outboxes", *mine)
+        client.zrem(keys.OUTBOXES, *mine)
     client.close()
 
 

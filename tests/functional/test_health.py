@@ -17,6 +17,7 @@ from chalicelib.config import Settings
 from chalicelib.storage.base import MessageStore
 from chalicelib.storage.inventory import Inventory
 from chalicelib.storage.pools import Pool
+from chalicelib.storage.redis import keys
 from tests.conftest import _delete_project_keys, kind_settings
 from tests.functional.conftest import Api
 
@@ -50,8 +51,8 @@ def _probe_leftovers(store: MessageStore) -> list[str]:
 
     if isinstance(store, RedisStore):
         client = store._client
-        found = [str(key) for key in client.scan_iter(match="zq:{/*", count=500)]
-        found += [str(m) for m in client.zrange("zq:outboxes", 0, -1) if str(m).startswith("/")]
+        found = [str(key) for key in client.scan_iter(match=keys.PREFIX + ":{/*", count=500)]
+        found += [str(m) for m in client.zrange(keys.OUTBOXES, 0, -1) if str(m).startswith("/")]
         return found
     assert isinstance(store, MongoStore)
     found = []
