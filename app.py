@@ -5,14 +5,25 @@ from typing import Any
 from chalice.app import Chalice, KinesisEvent, Rate, SQSEvent, WebsocketEvent
 
 from chalicelib.config import get_settings
-from chalicelib.transport import lambdas, rest, rest_admin, rest_messages, rest_openapi, rest_subscriptions
+from chalicelib.transport import (
+    http,
+    lambdas,
+    rest_admin,
+    rest_home,
+    rest_messages,
+    rest_openapi,
+    rest_queues,
+    rest_subscriptions,
+)
 from chalicelib.transport.aws import ChaliceSender, LazySession
 
 settings = get_settings()
 app = Chalice(app_name="zaqar-serverless")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.websocket_api.session = LazySession()
-app.register_blueprint(rest.bp)
+app.register_blueprint(http.bp)  # the REST error boundary (middleware), no routes
+app.register_blueprint(rest_home.bp)
+app.register_blueprint(rest_queues.bp)
 app.register_blueprint(rest_messages.bp)
 app.register_blueprint(rest_subscriptions.bp)
 app.register_blueprint(rest_admin.bp)

@@ -48,6 +48,19 @@ def build(settings: Settings, sink: EventSink | None = None) -> Services:
     )
 
 
+def migrate(settings: Settings) -> None:
+    """Bring the catalog's tables up to date. Needs the settings and the catalog only: :func:`build` opens
+    the default pool through the catalog, which a fresh catalog cannot do yet."""
+    from chalicelib.storage.catalog import Catalog, sql_errors
+
+    catalog = Catalog(settings.catalog_url)
+    try:
+        with sql_errors("The catalog database could not be reached to be migrated."):
+            catalog.migrate()
+    finally:
+        catalog.close()
+
+
 def _sink(settings: Settings) -> EventSink:
     if settings.event_stream is None:
         return NullSink()

@@ -11,7 +11,7 @@ from chalicelib import errors
 from chalicelib.api import bodies, listeners, outbox, trust_subscribers, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.config import Limits
-from chalicelib.storage.base import MessageStore, QueueSettings, Stats
+from chalicelib.storage.base import MessageRecord, MessageStore, QueueSettings, Stats
 
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
 
@@ -30,6 +30,25 @@ class QueuePage:
     items: list[QueueItem]
     next_marker: str | None
     count: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class StatsMessage:
+    """The oldest or the newest message of a queue, as its stats tell of it."""
+
+    id: str
+    age: int
+    """Seconds since it was posted (by the pool's clock)."""
+    created_ms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueStats:
+    claimed: int
+    free: int
+    total: int
+    oldest: StatsMessage | None
+    newest: StatsMessage | None
 
 
 def _settings(services: Services, metadata: Mapping[str, Any]) -> QueueSettings:
@@ -133,12 +152,21 @@ def queue_delete(services: Services, caller: Caller, name: str) -> Outcome[None]
     return Outcome(None)
 
 
-def queue_stats(services: Services, caller: Caller, name: str) -> Stats | None:
+def queue_stats(services: Services, caller: Caller, name: str) -> QueueStats | None:
     """Stats, or None when the queue does not exist (REST reports zeros then)."""
     store = _store(services, caller, name)
     if store is None:
         return None
-    return store.queue_stats(project=caller.project, queue=name)
+    found = store.queue_stats(project=caller.project, queue=name)
+    return QueueStats(claimed=found.claimed, free=max(0, found.total - found.claimed), total=found.total,
+                      oldest=_stats_message(found, found.oldest), newest=_stats_message(found, found.newest))
+
+
+def _stats_message(stats: Stats, record: MessageRecord | None) -> StatsMessage | None:
+    if record is None:
+        return None
+    return StatsMessage(id=record.id, age=max(0, (stats.now_ms - record.created_ms) // 1000),
+                        created_ms=record.created_ms)
 
 
 def queue_purge(services: Services, caller: Caller, name: str, body: Any) -> Outcome[None]:

@@ -18,12 +18,27 @@ from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import create_in_place
 from chalicelib.rules import addresses, retry_policy, trust
 from chalicelib.rules import options as rules
-from chalicelib.storage.base import QueueSettings, Subscription
+from chalicelib.storage import base
+from chalicelib.storage.base import QueueSettings
 
 WEBSOCKET_SCHEME = "websocket"
 DEFAULT_TTL = 3600
 WITH_MESSAGE_ID = "include_message_id"  # the option notify.payloads reads
 WEBHOOK_SCHEMES = frozenset({"http", "https"}) | trust.SCHEMES
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscription:
+    """A subscription as both transports show it."""
+
+    id: str
+    queue: str
+    subscriber: str
+    ttl: int
+    age: int
+    """Seconds since it was made."""
+    options: dict[str, Any]
+    confirmed: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +49,12 @@ class SubscriptionPage:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _view(stored: base.Subscription, now_ms: int) -> Subscription:
+    return Subscription(id=stored.id, queue=stored.queue, subscriber=stored.subscriber, ttl=stored.ttl,
+                        age=max(0, (now_ms - stored.created_ms) // 1000), options=stored.options,
+                        confirmed=stored.confirmed)
 
 
 def websocket_subscriber(connection_id: str) -> str:
@@ -97,7 +118,7 @@ def signing_secret(services: Services, subscription_id: str) -> str | None:
     return None if key is None else subscription_secret(key, subscription_id)
 
 
-def describe(subscription: Subscription) -> dict[str, Any]:
+def describe(subscription: base.Subscription) -> dict[str, Any]:
     """The event payload of a subscription."""
     return {
         "id": subscription.id,
@@ -108,7 +129,7 @@ def describe(subscription: Subscription) -> dict[str, Any]:
     }
 
 
-def _announce(services: Services, kind: str, subscriptions: list[Subscription]) -> None:
+def _announce(services: Services, kind: str, subscriptions: list[base.Subscription]) -> None:
     """Subscription events go through their queue's outbox, in order with its other events."""
     for s in subscriptions:
         store = services.pooling.lookup(project=s.project, queue=s.queue)
@@ -171,8 +192,13 @@ def subscription_create(
 
 
 def subscription_get(services: Services, caller: Caller, queue: str, sid: str) -> Subscription:
+    now = _now_ms()
+    return _view(_stored(services, caller, queue, sid, now_ms=now), now)
+
+
+def _stored(services: Services, caller: Caller, queue: str, sid: str, *, now_ms: int) -> base.Subscription:
     validation.queue_name(queue, services.settings.limits)
-    found = services.subscriptions.get(project=caller.project, queue=queue, sid=sid[:64], now_ms=_now_ms())
+    found = services.subscriptions.get(project=caller.project, queue=queue, sid=sid[:64], now_ms=now_ms)
     if found is None:
         raise errors.NotFound(f"Subscription {sid[:64]} does not exist in queue {queue}.")
     return found
@@ -182,10 +208,9 @@ def subscription_list(
     services: Services, caller: Caller, queue: str, *, marker: str | None, limit: int
 ) -> SubscriptionPage:
     validation.queue_name(queue, services.settings.limits)
-    items = services.subscriptions.page(
-        project=caller.project, queue=queue, marker=marker, limit=limit, now_ms=_now_ms()
-    )
-    return SubscriptionPage(items, items[-1].id if items else None)
+    now = _now_ms()
+    items = services.subscriptions.page(project=caller.project, queue=queue, marker=marker, limit=limit, now_ms=now)
+    return SubscriptionPage([_view(s, now) for s in items], items[-1].id if items else None)
 
 
 def subscription_update(services: Services, caller: Caller, queue: str, sid: str, body: Any) -> Outcome[None]:
@@ -198,7 +223,7 @@ def subscription_update(services: Services, caller: Caller, queue: str, sid: str
         changes["options"] = _check_options(body["options"])
     if "subscriber" in body:
         changes["subscriber"] = check_subscriber(body["subscriber"])
-    current = subscription_get(services, caller, queue, sid)
+    current = _stored(services, caller, queue, sid, now_ms=_now_ms())
     if "subscriber" in changes or "options" in changes:  # the pair must work together
         subscriber, options = changes.get("subscriber", current.subscriber), changes.get("options", current.options)
         _check_target(services, subscriber, options)
@@ -221,7 +246,7 @@ def subscription_update(services: Services, caller: Caller, queue: str, sid: str
     return Outcome(None)
 
 
-def _retrust(services: Services, caller: Caller, current: Subscription, changes: dict[str, Any], *,
+def _retrust(services: Services, caller: Caller, current: base.Subscription, changes: dict[str, Any], *,
              now_ms: int) -> tuple[str | None, str | None]:
     """Keep ``options.trust_id`` right through an update: a new trust when the subscription becomes a trust
     subscriber or its ttl (so its expiry) changes, none when it stops being one. (new trust, trust to delete)."""

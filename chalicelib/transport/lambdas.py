@@ -110,12 +110,11 @@ def housekeeping(websocket_api: WebsocketAPI) -> dict[str, int]:
 
 def close_expired_connections(websocket_api: WebsocketAPI) -> int:
     """Close websocket connections whose token expired (upstream closes them at expiry)."""
-    import time
-
+    from chalicelib.api import connections
     from chalicelib.transport import websocket
 
     services = runtime.services()
-    expired = services.connections.expired(now=time.time())
+    expired = connections.connections_expired(services)
     notifier(websocket_api)  # configures the management API from the settings
     sender = ChaliceSender(websocket_api) if websocket_api._endpoint is not None else None
     for connection_id in expired:
@@ -127,15 +126,8 @@ def close_expired_connections(websocket_api: WebsocketAPI) -> int:
 
 
 def migrate() -> dict[str, str]:
-    """Bring the catalog's tables up to date. Needs the settings and the catalog only: the rest of the
-    runtime opens the default pool through the catalog, which a fresh catalog cannot do yet."""
+    """Bring the catalog's tables up to date (see :func:`chalicelib.runtime.migrate`)."""
     from chalicelib.config import get_settings
-    from chalicelib.storage.catalog import Catalog, sql_errors
 
-    catalog = Catalog(get_settings().catalog_url)
-    try:
-        with sql_errors("The catalog database could not be reached to be migrated."):
-            catalog.migrate()
-    finally:
-        catalog.close()
+    runtime.migrate(get_settings())
     return {"catalog": "migrated"}

@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from chalicelib.api.messages import Message
-from chalicelib.storage.base import Stats, Subscription
+from chalicelib.api.queues import QueueStats
+from chalicelib.api.subscriptions import Subscription
 
 
 def queue_path(queue: str) -> str:
@@ -36,16 +37,16 @@ def popped(item: Message) -> dict[str, Any]:
             "claim_count": item.claim_count}
 
 
-def stats(queue: str, found: Stats | None) -> dict[str, Any]:
+def stats(queue: str, found: QueueStats | None) -> dict[str, Any]:
     if found is None:
         return {"messages": {"claimed": 0, "free": 0, "total": 0}}
-    counts: dict[str, Any] = {"claimed": found.claimed, "free": max(0, found.total - found.claimed), "total": found.total}
-    for label, record in (("oldest", found.oldest), ("newest", found.newest)):
-        if record is not None:
+    counts: dict[str, Any] = {"claimed": found.claimed, "free": found.free, "total": found.total}
+    for label, end in (("oldest", found.oldest), ("newest", found.newest)):
+        if end is not None:
             counts[label] = {
-                "href": f"{queue_path(queue)}/messages/{record.id}",
-                "age": max(0, (found.now_ms - record.created_ms) // 1000),
-                "created": iso8601(record.created_ms),
+                "href": f"{queue_path(queue)}/messages/{end.id}",
+                "age": end.age,
+                "created": iso8601(end.created_ms),
             }
     return {"messages": counts}
 
@@ -57,7 +58,7 @@ def subscription(item: Subscription, *, signing_secret: str | None = None) -> di
         "source": item.queue,
         "subscriber": item.subscriber,
         "ttl": item.ttl,
-        "age": max(0, int(time.time() * 1000 - item.created_ms) // 1000),
+        "age": item.age,
         "options": item.options,
         "confirmed": item.confirmed,
     }

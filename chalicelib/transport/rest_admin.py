@@ -8,7 +8,7 @@ from chalice.app import Blueprint, Response
 
 from chalicelib.api import admin, validation
 from chalicelib.transport import auth
-from chalicelib.transport.rest import ANY, current_services, empty, json_reply, param, read_body, who, zaqar_view
+from chalicelib.transport.http import ANY, current_services, empty, json_reply, param, read_body, who, zaqar_view
 
 bp = Blueprint(__name__)
 MAX_PAGE = 20

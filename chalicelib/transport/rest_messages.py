@@ -7,7 +7,7 @@ from chalice.app import Blueprint, Response
 from chalicelib import errors
 from chalicelib.api import claims, messages, validation
 from chalicelib.transport import render
-from chalicelib.transport.rest import (
+from chalicelib.transport.http import (
     ANY,
     caller_of,
     current_services,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import openapi
-from chalicelib.transport.rest import ANY, current_services, json_reply, zaqar_view
+from chalicelib.transport.http import ANY, current_services, json_reply, zaqar_view
 
 bp = Blueprint(__name__)
 

@@ -8,7 +8,7 @@ from chalice.app import Blueprint, Response
 
 from chalicelib.api import subscriptions, validation
 from chalicelib.transport import render
-from chalicelib.transport.rest import ANY, caller_of, current_services, empty, json_reply, param, read_body, zaqar_view
+from chalicelib.transport.http import ANY, caller_of, current_services, empty, json_reply, param, read_body, zaqar_view
 
 bp = Blueprint(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from chalicelib import errors, observability
-from chalicelib.api import inputs, subscriptions
+from chalicelib.api import connections, inputs
 from chalicelib.api.context import Services
 from chalicelib.transport import auth
 from chalicelib.transport.ws_actions import ACTIONS, Frame
@@ -48,10 +48,6 @@ SIGNED_ACTIONS = {"message_list": "GET", "message_get": "GET", "message_get_many
                   "message_delete": "DELETE", "message_delete_many": "DELETE"}
 
 
-class AuthenticationExpired(errors.Unauthorized):
-    pass
-
-
 def _project(services: Services, connection_id: str, frame: Frame, action: str) -> str | None:
     """The tenant a frame acts for, from its signed headers, its own headers (noauth) or the connection."""
     if "url-signature" in frame.headers:
@@ -63,15 +59,7 @@ def _project(services: Services, connection_id: str, frame: Frame, action: str) 
         return auth.identify(services, frame.headers, method=method, path=path).project
     if services.settings.auth_strategy == "noauth":  # the frame's own headers, read as REST reads a request's
         return auth.identify(services, frame.headers, method="GET", path="/v2").project
-    connection = services.connections.get(connection_id)
-    if connection is None or not connection.authenticated:
-        raise errors.Forbidden("Not authentified: send an authenticate frame with X-Auth-Token first.")
-    if connection.expires is not None and connection.expires <= time.time():
-        raise AuthenticationExpired("Authentication expired.")
-    claimed = frame.header("X-Project-ID")
-    if claimed and claimed != connection.project:
-        raise errors.Forbidden("X-Project-ID is not the project this connection authenticated for.")
-    return connection.project
+    return connections.connection_project(services, connection_id, claimed=frame.header("X-Project-ID"))
 
 
 # -- envelope -------------------------------------------------------------------------
@@ -108,7 +96,7 @@ def _reply(request: dict[str, Any], status: int, body: Any, *, project: str | No
 
 def _failure(request: dict[str, Any], exc: errors.ServiceError) -> Answer:
     return _reply(request, exc.status, {"exception": type(exc).__name__, "error": exc.description},
-                  close=isinstance(exc, AuthenticationExpired))
+                  close=isinstance(exc, connections.AuthenticationExpired))
 
 
 def answer(services: Services, connection_id: str, text: str, *, request_id: str | None = None) -> Answer:
@@ -165,7 +153,7 @@ def _answer(services: Services, connection_id: str, text: str, request: dict[str
 
 
 def on_connect(services: Services, connection_id: str, source_ip: str) -> None:
-    services.connections.open(connection_id, now_ms=int(time.time() * 1000), source_ip=source_ip)
+    connections.connection_open(services, connection_id, source_ip=source_ip)
 
 
 def on_message(services: Services, sender: Sender, connection_id: str, text: str, *,
@@ -219,5 +207,4 @@ def _send_quietly(sender: Sender, connection_id: str, text: str) -> None:
 
 def on_disconnect(services: Services, connection_id: str) -> None:
     """Forget the connection and remove the subscriptions made over it."""
-    subscriptions.subscriptions_of_connection_delete(services, connection_id)
-    services.connections.close(connection_id)
+    connections.connection_close(services, connection_id)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import claims, inputs, messages, queues, subscriptions, validation
+from chalicelib.api import claims, connections, inputs, messages, queues, subscriptions, validation
 from chalicelib.api.context import Caller, Services
 from chalicelib.transport import auth, render
 
@@ -118,8 +118,8 @@ def _authenticate(frame: Frame) -> Reply:
         identity = auth.identify(frame.services, frame.headers, method="GET", path="/v2")
     except errors.Unauthorized as exc:
         raise errors.Unauthorized(f"Authentication failed. {exc.description}") from None
-    project = validation.project_id(identity.project, frame.services.settings.limits)
-    frame.services.connections.authenticate(frame.connection_id, project=project, expires=identity.expires)
+    connections.connection_authenticate(frame.services, frame.connection_id, project=identity.project,
+                                        expires=identity.expires)
     return 200, {"message": "Authentified."}
 
 

@@ -349,7 +349,7 @@ def test_an_unexpected_exception_is_a_500_naming_the_request_id_and_logged_with_
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(queues, "queue_get", broken)
-    with caplog.at_level(logging.ERROR, logger="chalicelib.transport.rest"):
+    with caplog.at_level(logging.ERROR, logger="chalicelib.transport.http"):
         reply = api.get("/v2/queues/q1")
     body = assert_error(reply, 500)
     assert body["title"] == "Internal server error"
@@ -397,7 +397,7 @@ def test_a_view_without_zaqar_view_still_answers_zaqar_errors(api: Api) -> None:
     """A route someone adds without the decorator: its exception is Chalice's 500, translated."""
     from chalice.app import Chalice
 
-    from chalicelib.transport import rest
+    from chalicelib.transport import http as rest
 
     scratch = Chalice(app_name="scratch")
     scratch.register_middleware(rest.zaqar_errors, "http")  # as every app that registers rest.bp gets it

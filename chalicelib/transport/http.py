@@ -1,13 +1,16 @@
-"""The Zaqar v2 REST transport: HTTP in, one api call, HTTP out.
+"""The plumbing of the Zaqar v2 REST transport, shared by every ``rest_*`` blueprint.
 
-Each view parses its input, makes one call into ``chalicelib.api`` and
-renders the result. Every error answers Zaqar's ``{"title",
-"description"}``: :func:`zaqar_view` screens the headers, query and path
+Each view (``rest_home``, ``rest_queues``, ``rest_messages``,
+``rest_subscriptions``, ``rest_admin``, ``rest_openapi``) parses its input
+with the helpers here, makes one call into ``chalicelib.api`` and renders
+the result. Every error answers Zaqar's ``{"title", "description"}``:
+:func:`zaqar_view` screens the headers, query and path
 (:mod:`chalicelib.api.inputs`) before the view runs, turns domain errors
 into their responses and anything else into a 500 naming the request id
 (the traceback goes to the log); the :func:`zaqar_errors` middleware, around
 Chalice's own routing and every view, does the same for what escapes or
-what Chalice answers itself (405, 415, its own 500s).
+what Chalice answers itself (405, 415, its own 500s). The middleware comes
+with this module's blueprint, which has no routes of its own.
 """
 
 from __future__ import annotations
@@ -18,23 +21,18 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from chalice.app import Blueprint, ChaliceViewError, Request, Response
 
 from chalicelib import errors, observability, runtime
-from chalicelib.api import health, inputs, queues, share, validation
+from chalicelib.api import inputs, validation
 from chalicelib.api.context import Caller, Services
-from chalicelib.transport import auth, home, render
+from chalicelib.transport import auth
 
 log = logging.getLogger(__name__)
 bp = Blueprint(__name__)
 ANY = ["*/*"]
 JSON = "application/json"
-
-
-# -- plumbing ----------------------------------------------------------------
-
 
 REQUEST_ID_HEADER = "X-Openstack-Request-Id"
 _TITLES = {400: errors.Invalid.title, 401: errors.Unauthorized.title, 403: errors.Forbidden.title,
@@ -235,144 +233,3 @@ def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = No
 def empty(status: int = 204, headers: dict[str, str] | None = None) -> Response:
     merged: dict[str, str | list[str]] = {**(headers or {})}
     return Response("", headers=merged, status_code=status)
-
-
-# -- versions, home, ping, health ---------------------------------------------
-
-
-@bp.route("/", methods=["GET"], content_types=ANY)
-@zaqar_view
-def versions() -> Response:
-    return json_reply(home.VERSIONS, status=300)
-
-
-@bp.route("/v2", methods=["GET"], content_types=ANY)
-@zaqar_view
-def home_document() -> Response:
-    services = current_services()
-    caller_of(services)
-    document = home.document(admin=services.settings.admin_mode)
-    headers: dict[str, str | list[str]] = {"Content-Type": "application/json-home", "Cache-Control": "max-age=86400"}
-    return Response(document, headers=headers, status_code=200)
-
-
-@bp.route("/v2/ping", methods=["GET", "HEAD"], content_types=ANY)
-@zaqar_view
-def ping() -> Response:
-    services = current_services()
-    caller_of(services)
-    if current_request().method == "HEAD":
-        return empty()
-    if health.ping(services):
-        return empty()
-    return error_response(errors.Unavailable("A storage backend does not answer."))
-
-
-@bp.route("/v2/health", methods=["GET"], content_types=ANY)
-@zaqar_view
-def health_report() -> Response:
-    services = current_services()
-    auth.require_admin_mode(services)
-    auth.require_admin(who(services)[1])
-    return json_reply(health.health(services))
-
-
-# -- queues ------------------------------------------------------------------
-
-_QUEUE_LIST_OPTIONS = {"marker", "limit", "detailed", "name", "with_count"}
-
-
-@bp.route("/v2/queues", methods=["GET"], content_types=ANY)
-@zaqar_view
-def queue_list() -> Response:
-    services = current_services()
-    caller = caller_of(services)
-    limits = services.settings.limits
-    params = params_of()
-    limit = validation.query_int(params.get("limit"), "limit", limits.default_queues_per_page, 1, limits.max_queues_per_page)
-    detailed = validation.query_bool(params.get("detailed"), "detailed", False)
-    with_count = validation.query_bool(params.get("with_count"), "with_count", False)
-    page = queues.queue_list(
-        services, caller, marker=params.get("marker"), limit=limit, detailed=detailed, name=params.get("name"),
-        with_count=with_count, filters=queues.metadata_filters(params, _QUEUE_LIST_OPTIONS),
-    )
-    items = []
-    for item in page.items:
-        entry: dict[str, Any] = {"name": item.name, "href": render.queue_path(item.name)}
-        if detailed:
-            entry["metadata"] = item.metadata
-        items.append(entry)
-    links = []
-    if page.next_marker is not None:
-        options = {"marker": page.next_marker, "limit": str(limit), "detailed": str(detailed).lower(),
-                   "name": params.get("name"), "with_count": str(with_count).lower() if with_count else None}
-        query = urlencode({k: v for k, v in options.items() if v is not None})
-        links.append({"rel": "next", "href": f"/v2/queues?{query}"})
-    body: dict[str, Any] = {"queues": items, "links": links}
-    if page.count:
-        body["count"] = page.count
-    return json_reply(body)
-
-
-@bp.route("/v2/queues/{queue_name}", methods=["PUT"], content_types=ANY)
-@zaqar_view
-def queue_create(queue_name: str) -> Response:
-    services = current_services()
-    caller = caller_of(services)
-    metadata, size = read_body(optional=True)
-    outcome = queues.queue_create(services, caller, queue_name, metadata, size=size)
-    return empty(201 if outcome.value else 204, {"Location": render.queue_path(queue_name)})
-
-
-@bp.route("/v2/queues/{queue_name}", methods=["GET"], content_types=ANY)
-@zaqar_view
-def queue_get(queue_name: str) -> Response:
-    services = current_services()
-    return json_reply(queues.queue_get(services, caller_of(services), queue_name))
-
-
-@bp.route("/v2/queues/{queue_name}", methods=["PATCH"], content_types=ANY)
-@zaqar_view
-def queue_update(queue_name: str) -> Response:
-    services = current_services()
-    caller = caller_of(services)
-    queues.check_patch_media_type(header("content-type"))  # before the body, as upstream
-    patch, size = read_body()
-    outcome = queues.queue_update(services, caller, queue_name, patch, size=size)
-    return json_reply(outcome.value)
-
-
-@bp.route("/v2/queues/{queue_name}", methods=["DELETE"], content_types=ANY)
-@zaqar_view
-def queue_delete(queue_name: str) -> Response:
-    services = current_services()
-    queues.queue_delete(services, caller_of(services), queue_name)
-    return empty()
-
-
-@bp.route("/v2/queues/{queue_name}/stats", methods=["GET"], content_types=ANY)
-@zaqar_view
-def queue_stats(queue_name: str) -> Response:
-    services = current_services()
-    return json_reply(render.stats(queue_name, queues.queue_stats(services, caller_of(services), queue_name)))
-
-
-@bp.route("/v2/queues/{queue_name}/purge", methods=["POST"], content_types=ANY)
-@zaqar_view
-def queue_purge(queue_name: str) -> Response:
-    services = current_services()
-    caller = caller_of(services)
-    body, _size = read_body(optional=True)
-    queues.queue_purge(services, caller, queue_name, body)
-    return empty()
-
-
-@bp.route("/v2/queues/{queue_name}/share", methods=["POST"], content_types=ANY)
-@zaqar_view
-def queue_share(queue_name: str) -> Response:
-    services = current_services()
-    caller, identity = who(services)
-    if identity.signed:
-        raise errors.Forbidden("A pre-signed URL cannot be used to make others.")
-    body, _size = read_body(optional=True)
-    return json_reply(share.share(services, caller, queue_name, body))
