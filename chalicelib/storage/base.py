@@ -78,6 +78,21 @@ class Posted:
     pending: list[str] | None = None
     """When the event was stored and this post took the queue's publish lease
     (see ``outbox_lease``): the outbox entries to publish, this one among them."""
+    repeated: bool = False
+    """The post repeated a keyed post of the window (see ``Idempotency``): ``ids`` are that post's, nothing
+    was stored and no event written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Idempotency:
+    """What makes a post idempotent: a key, unique per (project, queue) while ``window_ms`` runs from the post
+    that used it first, and the digest of what that post carried. A post with a bound key and the same digest
+    stores nothing and answers the first post's ids; with another digest it is refused
+    (IdempotencyConflict). The check is in the post's own atomic step."""
+
+    key: str
+    digest: str
+    window_ms: int
 
 
 PUBLISH_LEASE_MS = 15_000
@@ -254,6 +269,10 @@ class PostTooLarge(DriverError):
         self.limit = limit
 
 
+class IdempotencyConflict(DriverError):
+    """The post's idempotency key is bound, within its window, to a post that carried something else."""
+
+
 class MessageStore(abc.ABC):
     """One pool's storage of queues, messages and claims."""
 
@@ -329,6 +348,7 @@ class MessageStore(abc.ABC):
         default_ttl: int,
         event_id: str | None,
         stream_all: bool = False,
+        idempotency: Idempotency | None = None,
     ) -> Posted:
         """Append messages atomically, oldest first.
 
@@ -346,7 +366,10 @@ class MessageStore(abc.ABC):
         Raises QueueMissing when the queue does not exist and ``create`` is
         False, EncryptionRequired when the queue encrypts and ``encrypted``
         is False, PostTooLarge when ``request_size`` exceeds the queue's own
-        limit. Nothing is stored in any of those cases.
+        limit, IdempotencyConflict when ``idempotency`` names a key bound to
+        another post. Nothing is stored in any of those cases. A repeated
+        keyed post answers the first one's ids (``Posted.repeated``); the key
+        is bound again by the first post after its window.
         """
 
     @abc.abstractmethod

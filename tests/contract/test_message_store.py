@@ -575,3 +575,84 @@ def test_without_a_stream_a_listened_queue_keeps_no_event(store: MessageStore, p
     assert not posted.event_stored
     assert _pending(store, project) == []
 
+
+
+# --- keyed (idempotent) posts ---------------------------------------------------------------------------------
+
+def _keyed(store: MessageStore, project: str, key: str, bodies: list[str], *, digest: str = "d1",
+           window_ms: int = 300_000, queue: str = Q, event_id: str | None = None) -> base.Posted:
+    messages = [NewMessage(uuid.uuid4().hex, body, None, None) for body in bodies]
+    return store.message_post(
+        project=project, queue=queue, messages=messages, client_id="producer", create=True, encrypted=False,
+        request_size=100, default_ttl=3600, event_id=event_id or uuid.uuid4().hex, stream_all=True,
+        idempotency=base.Idempotency(key, digest, window_ms))
+
+
+def _total(store: MessageStore, project: str, queue: str = Q) -> int:
+    return store.queue_stats(project=project, queue=queue).total
+
+
+def test_a_repeated_keyed_post_stores_once_answers_the_same_ids_and_writes_no_second_event(
+        store: MessageStore, project: str) -> None:
+    first = _keyed(store, project, "k1", ['"a"', '"b"'], event_id="ev1")
+    assert not first.repeated and first.event_stored and first.pending is not None
+    store.outbox_release(project=project, queue=Q, holder="ev1", published=[e.id for e in _entries(first.pending)],
+                         keep=False)
+    again = _keyed(store, project, "k1", ['"a"', '"b"'])
+    assert again.repeated and again.ids == first.ids
+    assert not again.event_stored and again.pending is None
+    assert _total(store, project) == 2
+    assert [e.kind for e in _pending(store, project)] == []
+
+
+def test_the_same_key_with_another_digest_is_refused_and_stores_nothing(store: MessageStore, project: str) -> None:
+    first = _keyed(store, project, "k1", ['"a"'], digest="one")
+    with pytest.raises(base.IdempotencyConflict):
+        _keyed(store, project, "k1", ['"other"'], digest="two")
+    assert _total(store, project) == 1
+    assert _keyed(store, project, "k1", ['"a"'], digest="one").ids == first.ids
+
+
+def test_a_key_is_bound_while_its_window_runs_even_after_its_messages_are_gone(
+        store: MessageStore, project: str) -> None:
+    first = _keyed(store, project, "k1", ['"a"'])
+    store.message_delete_many(project=project, queue=Q, ids=first.ids)
+    store.gc(project=project, queue=Q, stale_before_ms=0)
+    again = _keyed(store, project, "k1", ['"a"'])
+    assert again.repeated and again.ids == first.ids and _total(store, project) == 0
+
+
+def test_after_its_window_a_key_is_free_again(store: MessageStore, project: str) -> None:
+    first = _keyed(store, project, "k1", ['"a"'], digest="one", window_ms=300)
+    time.sleep(0.5)
+    later = _keyed(store, project, "k1", ['"b"'], digest="two", window_ms=300_000)
+    assert not later.repeated and later.ids != first.ids and _total(store, project) == 2
+    assert _keyed(store, project, "k1", ['"b"'], digest="two").ids == later.ids
+
+
+def test_keys_belong_to_their_queue(store: MessageStore, project: str) -> None:
+    one = _keyed(store, project, "k1", ['"a"'])
+    other = _keyed(store, project, "k1", ['"a"'], queue="other")
+    assert not other.repeated and other.ids != one.ids
+    assert _total(store, project) == 1 and _total(store, project, "other") == 1
+
+
+def test_concurrent_posts_with_one_key_store_once(store: MessageStore, project: str) -> None:
+    import threading
+
+    answers: list[list[str]] = []
+    problems: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            answers.append(_keyed(store, project, "k1", ['"a"']).ids)
+        except BaseException as exc:
+            problems.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not problems
+    assert len({tuple(ids) for ids in answers}) == 1 and _total(store, project) == 1

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.storage.base import NewMessage, QueueSettings
-from chalicelib.storage.mongodb.driver import MongoStore
+from chalicelib.storage.base import Idempotency, NewMessage, QueueSettings
+from chalicelib.storage.mongodb.driver import MongoStore, _key
 
 pytestmark = pytest.mark.mongodb
 Q = "orders"
@@ -59,5 +59,13 @@ def test_each_query_shape_uses_its_index(store: MongoStore) -> None:
     assert _index_used(batches.find({**scope, "m": {"$elemMatch": {"dl": {"$exists": True}}}})) == {"dead_letter"}
     assert _index_used(batches.find({**scope, "m": {"$elemMatch": {"em": {"$lte": 0}}}})) == {"expiry"}
     assert _index_used(store._outbox.find(scope).sort("s", 1)) == {"sequence"}
+    # keyed posts: the binding's lookup, the emptied keyed batches gc turns into tombstones, the tombstones it removes
+    store.message_post(project=project, queue=Q, messages=[NewMessage(uuid.uuid4().hex, '"keyed"', None, None)],
+                       client_id="c", create=True, encrypted=False, request_size=1, default_ttl=3600, event_id=None,
+                       idempotency=Idempotency("k1", "d1", 300_000))
+    assert _index_used(batches.find({"ik": _key(project, Q, "k1")})) == {"idempotency"}
+    assert _index_used(batches.find({**scope, "n": 0, "cr": {"$lt": 0}, "es": {"$exists": False},
+                                     "k": {"$gt": 0, "$lt": 40}})) == {"marker"}
+    assert _index_used(batches.find({**scope, "k": {"$lte": -1}})) == {"marker"}
     assert _index_used(store._outbox.find({"w": {"$lte": 0}})) == {"written"}
     store.queue_delete(project=project, queue=Q)

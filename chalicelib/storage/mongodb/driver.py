@@ -18,7 +18,8 @@ here is one conditional write of one document:
   (created), u (client), x (encrypted), m (the messages), and while the
   event waits to be published: ei (its id), es (its sequence), ew
   (written), ev (its outbox entry, see ``base.StoredEvent``); n, how many
-  messages it still holds.
+  messages it still holds. A keyed post's batch also binds its idempotency key
+  (see *Keyed posts* below): ik, kd, kw, ki, ke.
 - Each message of ``m``: i (id), o (its place in the batch, for markers),
   t (ttl), em (expires), d (visible from), b (body), c / ce (claim id and
   expiry), cc (claim count), cs / ct / cg (the claim's start, ttl and
@@ -39,6 +40,34 @@ here is one conditional write of one document:
   (the queue's ``_id``), s, w, doc). On a replica set or mongos each is
   written in one transaction with its change (``_with_its_event``); on a
   standalone server, right after it (see the README's Limitations).
+
+Keyed posts (``base.Idempotency``): the batch of a keyed post binds its key in
+the same insert that stores its messages. ik is the key (with its project and
+queue: ``_key``), under a unique sparse index, so the insert itself is the
+check: of concurrent posts with one key exactly one batch goes in, the others
+get a duplicate key and answer from the bound batch. kd is the post's digest,
+kw the end of its window, ki its message ids and ke their (ttl, delay): what a
+repeat answers after the messages are gone. A batch keeps these fields through
+claims and deletes (every change replaces the whole document). When gc takes
+an emptied keyed batch whose window still runs, it replaces it (one compare and
+set, so the binding never leaves the collection) with a tombstone: no messages,
+the binding fields, and ``k`` = kw - ``TOMBSTONE``, below every marker (so no
+page, claim or pop ever reads it) and in window order (so gc removes the
+tombstones whose window ended with one range on the marker index). A binding
+whose window ended is released by the next post with its key (``ik`` unset, and
+``v`` bumped so that no compare and set writes it back; or the tombstone
+deleted), and that post goes in. A purge keeps the queue's bindings (as
+tombstones); a deleted queue forgets them with its batches (nothing is left
+behind a queue that is not made again). Unkeyed posts write none of this: the
+sparse index holds keyed batches only.
+
+A keyed post's writes, in order: the queue (read, or made), the binding (read;
+an expired one released: harmless whenever it stops), the event's sequence (a
+gap the publisher waits out, as for any post that fails), the batch (messages,
+event and binding at once: before it nothing is stored and the key is free;
+after it the post is stored and its retry is a repeat), the marker on the queue
+(gc records it if the post stops before), the publish lease (the relay's, if
+the post stops before).
 
 Claims and pops change a batch only if its version is still the one read
 (compare and set), so two consumers never take the same message and a claim
@@ -92,6 +121,10 @@ HELD = 2**62
 """``ce`` of a message bound for its dead-letter queue: no claim can take it."""
 SHIFT = 20
 """A message's marker is its batch's ``k`` shifted by this, plus its place in the batch."""
+TOMBSTONE = 2**62
+"""``k`` of a tombstone (see *Keyed posts*) is the end of its key's window minus this: below every marker."""
+_KEY_FIELDS = ("ik", "kd", "kw", "ki", "ke")
+"""The fields of a batch that binds an idempotency key."""
 DEFAULT_OPTIONS = {"serverSelectionTimeoutMS": "3000", "connectTimeoutMS": "3000", "timeoutMS": "5000",
                    "w": "majority", "readConcernLevel": "majority"}
 _SETTINGS = ("default_ttl", "default_delay", "max_post_size", "dead_letter_queue", "dead_letter_ttl",
@@ -103,6 +136,10 @@ _UNAVAILABLE = (mongo_errors.ConnectionFailure, mongo_errors.ServerSelectionTime
 
 class _Busy(Exception):
     """A compare-and-set lost every try."""
+
+
+class _KeyTaken(Exception):
+    """The batch's idempotency key is bound: its insert stored nothing."""
 
 
 def unreachable(exc: BaseException) -> bool:
@@ -130,6 +167,11 @@ def queue_id(project: str, queue: str) -> str:
 
 def _bid(project: str, queue: str, k: int) -> str:
     return f"{queue}/{project}/{k}"
+
+
+def _key(project: str, queue: str, key: str) -> str:
+    """The value of ``ik``: an idempotency key is unique per (project, queue), and the index over all of them."""
+    return json.dumps([project, queue, key], separators=(",", ":"))
 
 
 def _record(batch: Mapping[str, Any], m: Mapping[str, Any]) -> base.MessageRecord:
@@ -295,6 +337,8 @@ class MongoStore(base.MessageStore):
             self._batches.create_index([("ew", 1)], name="event_written", sparse=True)
             self._batches.create_index([("p", 1), ("q", 1), ("m.dl", 1)], name="dead_letter", sparse=True)
             self._batches.create_index([("p", 1), ("q", 1), ("m.em", 1)], name="expiry")
+            # one field, sparse: a compound sparse index would hold every batch (p and q are always there)
+            self._batches.create_index([("ik", 1)], name="idempotency", unique=True, sparse=True)
             self._outbox.create_index([("p", 1), ("q", 1), ("s", 1)], name="sequence")
             self._outbox.create_index([("w", 1)], name="written")
 
@@ -387,13 +431,28 @@ class MongoStore(base.MessageStore):
             if gone and event_id is not None:  # the outbox and the head stay
                 self._record(project, queue, event_id, "queue.deleted", {}, self._now())
 
+    @staticmethod
+    def _tombstone(batch: Mapping[str, Any]) -> dict[str, Any]:
+        """What stays of a keyed batch that goes while its key's window runs: the binding (see *Keyed posts*)."""
+        kept = {name: batch[name] for name in ("_id", "p", "q", "h", "g", "cr", *_KEY_FIELDS)}
+        return {**kept, "v": int(batch["v"]) + 1, "k": int(batch["kw"]) - TOMBSTONE, "n": 0, "m": []}
+
     @_with_its_event
     def queue_purge(self, *, project: str, queue: str, event_id: str | None = None,
                     resource_types: Sequence[str] = ("messages",)) -> None:
         scope = self._scope(project, queue)
         with translated("purge the queue"):
+            now = self._now()
             self._rescue_events(scope)
-            self._batches.delete_many(scope)
+            self._batches.delete_many({**scope, "ik": {"$exists": False}})
+            # what is left are keyed batches (and tombstones, which stay as they are): their keys stay bound for
+            # the rest of their windows
+            for batch in list(self._batches.find({**scope, "k": {"$gt": 0}})):
+                # while it still binds the key: a post may have released an expired binding and bound it anew
+                if "ik" in batch and int(batch["kw"]) > now and self._batches.replace_one(
+                        {"_id": batch["_id"], "ik": batch["ik"]}, self._tombstone(batch)).matched_count:
+                    continue
+                self._batches.delete_one({"_id": batch["_id"]})
             exists = event_id is not None and self._queues.find_one({"_id": queue_id(project, queue)}, {"_id": 1})
             if exists:
                 assert event_id is not None
@@ -437,7 +496,8 @@ class MongoStore(base.MessageStore):
         return current
 
     def _insert_batch(self, project: str, queue: str, batch: dict[str, Any], after: int) -> int:
-        """Insert the batch with the first free marker above ``after``; its marker."""
+        """Insert the batch with the first free marker above ``after``; its marker. Raises _KeyTaken when the
+        batch's idempotency key (``ik``) is bound."""
         k = after + 1
         for _ in range(ATTEMPTS):
             batch.update(_id=_bid(project, queue, k), k=k)
@@ -448,17 +508,51 @@ class MongoStore(base.MessageStore):
                 there = self._batches.find_one({"_id": batch["_id"]})
                 if there is not None and there["m"][:1] and there["m"][0]["i"] == batch["m"][0]["i"]:
                     return k  # ours: an insert that went through before its reply was lost
+                if there is None and "ik" in batch:
+                    # the marker is free, so the key is taken (or the marker's batch went meanwhile): never
+                    # step over a free marker, a later post could still take it
+                    raise _KeyTaken from None
                 top = self._batches.find_one(self._scope(project, queue), {"k": 1}, sort=[("k", -1)])
                 k = max(k, int(top["k"]) if top else 0) + 1
         raise _Busy
 
+    def _bound(self, key: str, now: int) -> dict[str, Any] | None:
+        """The batch (or tombstone) binding ``key`` now, or None; a binding whose window ended is released.
+
+        Whatever incarnation of the queue the batch has: one left by a post that raced the queue's delete
+        is in the queue until the queue is made again (which removes it, binding and all), or taken back by
+        its post, which then posts again with the same ids."""
+        doc: dict[str, Any] | None = self._batches.find_one({"ik": key})
+        if doc is None or int(doc["kw"]) > now:
+            return doc
+        where = {"_id": doc["_id"], "ik": key}
+        if int(doc["k"]) < 0:
+            self._batches.delete_one(where)
+        else:  # a version like every change: a compare and set that read the binding cannot write it back
+            self._batches.update_one(where, {"$unset": dict.fromkeys(_KEY_FIELDS, ""), "$inc": {"v": 1}})
+        return None
+
+    @staticmethod
+    def _repeat(bound: Mapping[str, Any], idempotency: base.Idempotency, queue: str, now: int) -> base.Posted:
+        if bound["kd"] != idempotency.digest:
+            raise base.IdempotencyConflict(queue)
+        return base.Posted([str(i) for i in bound["ki"]], now, [(int(t), int(d)) for t, d in bound["ke"]],
+                           repeated=True)
+
     def message_post(self, *, project: str, queue: str, messages: Sequence[base.NewMessage], client_id: str,
                      create: bool, encrypted: bool, request_size: int, default_ttl: int,
-                     event_id: str | None, stream_all: bool = False) -> base.Posted:
+                     event_id: str | None, stream_all: bool = False,
+                     idempotency: base.Idempotency | None = None) -> base.Posted:
         now = self._now()
+        key = None if idempotency is None else _key(project, queue, idempotency.key)
         with translated("store the messages"):
             for _ in range(ATTEMPTS):
                 current = self._queue_for_post(project, queue, create, stream_all, event_id, now)
+                if key is not None:
+                    assert idempotency is not None
+                    bound = self._bound(key, now)
+                    if bound is not None:  # before anything is written: no sequence, no event, no lease
+                        return self._repeat(bound, idempotency, queue, now)
                 settings = current.get("s") or {}
                 if settings.get("max_post_size") is not None and request_size > settings["max_post_size"]:
                     raise base.PostTooLarge(int(settings["max_post_size"]))
@@ -475,6 +569,10 @@ class MongoStore(base.MessageStore):
                 batch: dict[str, Any] = {"p": project, "q": queue, "h": queue_id(project, queue), "g": current["g"],
                                          "v": 0, "cr": now,
                                          "u": client_id, "x": encrypted, "m": rows, "n": len(rows)}
+                if key is not None:
+                    assert idempotency is not None
+                    batch.update(ik=key, kd=idempotency.digest, kw=now + idempotency.window_ms,
+                                 ki=[m.id for m in messages], ke=[list(pair) for pair in effective])
                 sequence = self._event_sequence(project, queue, now, stream_all) if event_id is not None else None
                 if sequence is not None:
                     assert event_id is not None
@@ -484,6 +582,10 @@ class MongoStore(base.MessageStore):
                                  ev=base.PostedEvent(event_id, now, encrypted, entries).to_json(sequence))
                 try:
                     k = self._insert_batch(project, queue, batch, int(current.get("k") or 0))
+                except _KeyTaken:  # bound by a concurrent post: the next round answers from its batch
+                    if sequence is not None:
+                        self._skip(project, queue, sequence, now)
+                    continue
                 except BaseException:
                     if sequence is not None:
                         self._skip(project, queue, sequence, now)
@@ -1034,7 +1136,8 @@ class MongoStore(base.MessageStore):
         """Reclaim expired messages and emptied batches of one queue; returns how many messages.
 
         An emptied batch goes once it is EMPTY_KEEP_MS old and below the queue's recorded highest marker,
-        so markers never go back. Stale outbox entries need no flag here: ``outbox_flagged`` finds every
+        so markers never go back; a keyed one whose window still runs leaves a tombstone, which goes when
+        the window ends (see *Keyed posts*). Stale outbox entries need no flag here: ``outbox_flagged`` finds every
         entry older than the relay's grace time by itself, leaving out queues whose publish lease is live.
         """
         now = self._now()
@@ -1056,7 +1159,16 @@ class MongoStore(base.MessageStore):
             top = self._batches.find_one(scope, {"k": 1}, sort=[("k", -1)])
             if top is not None:  # a post that died before recording its marker
                 self._queues.update_one({"_id": queue_id(project, queue)}, {"$max": {"k": int(top["k"])}})
-            self._batches.delete_many({**scope, "n": 0, "cr": {"$lt": now - EMPTY_KEEP_MS},
-                                       "k": {"$lt": max(int(current.get("k") or 0), int(top["k"]) if top else 0)},
-                                       "es": {"$exists": False}})
+            highest = max(int(current.get("k") or 0), int(top["k"]) if top else 0)
+            emptied = {**scope, "n": 0, "cr": {"$lt": now - EMPTY_KEEP_MS}, "es": {"$exists": False}}
+            self._batches.delete_many({**emptied, "k": {"$lt": highest}, "ik": {"$exists": False}})
+            # what is left are keyed: such a batch leaves its binding behind while the window runs (see *Keyed
+            # posts*)
+            for batch in list(self._batches.find({**emptied, "k": {"$gt": 0, "$lt": highest}})):
+                where = {"_id": batch["_id"], "v": batch["v"]}
+                if "ik" in batch and int(batch["kw"]) > now:
+                    self._batches.replace_one(where, self._tombstone(batch))
+                else:
+                    self._batches.delete_one(where)
+            self._batches.delete_many({**scope, "k": {"$lte": now - TOMBSTONE}})  # tombstones past their window
         return gone

@@ -238,11 +238,12 @@ class RedisStore(base.MessageStore):
         default_ttl: int,
         event_id: str | None,
         stream_all: bool = False,
+        idempotency: base.Idempotency | None = None,
     ) -> base.Posted:
         reply = scripts.post(
             self._run("store the messages"), keys.queue_keys(project, queue), create=create, client_id=client_id,
             encrypted=encrypted, request_size=request_size, default_ttl=default_ttl, event_id=event_id,
-            stream_all=stream_all, messages=messages,
+            stream_all=stream_all, messages=messages, idempotency=idempotency,
         )
         if isinstance(reply, base.Posted):
             return reply
@@ -250,6 +251,8 @@ class RedisStore(base.MessageStore):
             raise base.QueueMissing(queue)
         if reply.reason == "encrypt":
             raise base.EncryptionRequired(queue)
+        if reply.reason == "conflict":
+            raise base.IdempotencyConflict(queue)
         raise base.PostTooLarge(reply.limit)
 
     def message_list(

@@ -45,7 +45,7 @@ def delivery(event_id: str, subscription_id: str, item: str) -> str:
 
 
 class QueueKeys(NamedTuple):
-    """The keys of one queue, in the order the scripts expect (KEYS[1..14])."""
+    """The keys of one queue, in the order the scripts expect (KEYS[1..16])."""
 
     q: str
     m: str
@@ -61,6 +61,8 @@ class QueueKeys(NamedTuple):
     o: str
     ob: str
     l: str  # noqa: E741 - the schema's own name
+    i: str
+    ie: str
 
 
 

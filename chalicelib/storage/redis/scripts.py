@@ -193,18 +193,22 @@ def stats(run: Run, keys: QueueKeys) -> base.Stats:
 @dataclasses.dataclass(frozen=True)
 class PostRefused:
     """A post the script stored nothing of: the queue is ``missing`` (and not to be created), takes only
-    encrypted bodies (``encrypt``), or the request is over its ``max_post_size`` (``too_large``, ``limit``)."""
+    encrypted bodies (``encrypt``), the request is over its ``max_post_size`` (``too_large``, ``limit``), or
+    its idempotency key is bound to another post (``conflict``)."""
 
-    reason: Literal["missing", "encrypt", "too_large"]
+    reason: Literal["missing", "encrypt", "too_large", "conflict"]
     limit: int = 0
 
 
 def post(
     run: Run, keys: QueueKeys, *, create: bool, client_id: str, encrypted: bool, request_size: int,
     default_ttl: int, event_id: str | None, stream_all: bool, messages: Sequence[base.NewMessage],
+    idempotency: base.Idempotency | None = None,
 ) -> base.Posted | PostRefused:
+    keyed = idempotency or base.Idempotency("", "", 0)
     argv: list[Arg] = [
         _flag(create), client_id, _flag(encrypted), request_size, default_ttl, event_id or "", _flag(stream_all),
+        keyed.key, keyed.digest, keyed.window_ms,
     ]
     for message in messages:
         argv += [message.id, _optional(message.ttl), _optional(message.delay), message.body]
@@ -215,6 +219,13 @@ def post(
         return PostRefused("encrypt")
     if status == "too_large":
         return PostRefused("too_large", limit=int(rest[0]))
+    if status == "conflict":
+        return PostRefused("conflict")
+    if status == "repeat":
+        now, count, *tail = rest
+        ids, pairs = [str(i) for i in tail[: int(count)]], tail[int(count) :]
+        return base.Posted(ids=ids, now_ms=int(now), repeated=True,
+                           effective=[(int(pairs[i]), int(pairs[i + 1])) for i in range(0, len(pairs), 2)])
     if status != "ok":
         raise UnexpectedReply(POST, status)
     now, stored, leased, *tail = rest

@@ -18,16 +18,19 @@
 --   KEYS[13] ob  hash   outbox: event id -> entry JSON (chalicelib/storage/base.py StoredEvent)
 --   KEYS[14] l   hash   until (ms: subscribers can receive until then), gen, seq (last event
 --                       sequence), lh / le (publish lease holder and expiry ms)
--- o, ob and l are kept when the queue is deleted.
+--   KEYS[15] i   hash   idempotency key -> binding JSON {d (digest), x (bound until, ms), m (ids),
+--                       f (flat ttl, delay pairs)} of a keyed post
+--   KEYS[16] ie  zset   idempotency keys, scored by the end of their window
+-- o, ob, l, i and ie are kept when the queue is deleted (i and ie expire with their last window).
 --
 -- Invariant: a live message is in exactly one of f, d and cm. Claims take
 -- candidates from f only, so a message held by a live claim is never
 -- offered again, whatever order other claims end in.
 -- Times are milliseconds from the server's clock, shared by every client.
 redis.replicate_commands()
-local K_Q, K_M, K_F, K_D, K_CM, K_E, K_R, K_B, K_C, K_CE, K_X, K_O, K_OB, K_L =
+local K_Q, K_M, K_F, K_D, K_CM, K_E, K_R, K_B, K_C, K_CE, K_X, K_O, K_OB, K_L, K_I, K_IE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11],
-  KEYS[12], KEYS[13], KEYS[14]
+  KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 local _t = redis.call('TIME')
 local NOW = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 
