@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast check wheels bench bench-budget bench-notify bench-idle bench-upstream bench-validation bench-replicas clean
+.PHONY: run test test-fast check wheels bench bench-budget bench-notify bench-idle bench-upstream bench-validation bench-replicas bench-keyed clean
 KEYSTONE_VENV := .venv-keystone
 TEMPEST_VENV := .venv-tempest
 FUNCTIONAL_VENV := .venv-zaqar-functional
@@ -65,6 +65,10 @@ bench-validation: $(STAMP)
 ## bench-replicas: what wait_replicas=1 costs a post (a primary and a replica from redis-server)
 bench-replicas: $(STAMP)
 	$(BIN)/python -m bench.replicas $(ARGS)
+
+## bench-keyed: what an Idempotency-Key costs a post (plain, keyed, repeated; Redis from redis-server)
+bench-keyed: $(STAMP)
+	$(BIN)/python -m bench.keyed $(ARGS)
 
 ## bench-budget: deployment package size and cold-start import time
 bench-budget: $(STAMP)

@@ -14,6 +14,7 @@ from chalicelib.transport import (
     rest_openapi,
     rest_queues,
     rest_subscriptions,
+    rest_topics,
 )
 from chalicelib.transport.aws import ChaliceSender, LazySession
 
@@ -26,6 +27,7 @@ app.register_blueprint(rest_home.bp)
 app.register_blueprint(rest_queues.bp)
 app.register_blueprint(rest_messages.bp)
 app.register_blueprint(rest_subscriptions.bp)
+app.register_blueprint(rest_topics.bp)
 app.register_blueprint(rest_admin.bp)
 app.register_blueprint(rest_openapi.bp)
 

@@ -110,6 +110,8 @@ class Settings:
     websocket_api_id: str | None = None
     websocket_stage: str = "api"
     webhook_timeout: float = 5.0
+    idempotency_window: float = 300.0
+    """Seconds an Idempotency-Key of a message post stays bound to that post."""
     webhook_allow_loopback: bool = False
     public_url: str = "http://127.0.0.1:8888"
     keystone_url: str | None = None
@@ -185,6 +187,8 @@ class Settings:
                 plain[field.name] = env.get(name) or default
             else:
                 raise TypeError(f"no reader for setting {field.name} of type {field.type}")
+        if plain["idempotency_window"] < 1:
+            raise ConfigError("IDEMPOTENCY_WINDOW must be at least 1 (seconds)")
         return cls(**special, **plain)
 
 

@@ -13,6 +13,7 @@
      +-- NotAcceptable        406
      +-- Conflict             409
      +-- PayloadTooLarge      413  (websocket frames beyond API Gateway's limit)
+     +-- IdempotencyConflict  422  an Idempotency-Key reused for other messages within its window
      +-- UnsupportedMediaType 415
      +-- Unavailable          503  a backend could not be reached
      +-- NotConfigured        503  what the request needs is not configured (says which setting)
@@ -98,6 +99,16 @@ class Conflict(ServiceError):
 class PayloadTooLarge(ServiceError):
     status = 413
     title = "Request entity too large"
+
+
+@dataclasses.dataclass(eq=False)
+class IdempotencyConflict(ServiceError):
+    status = 422
+    title = "Idempotency key reused"
+    message = ("Idempotency-Key {key!r} was used for a post of other messages to this queue less than {window}s "
+               "ago: a repeated post must carry the same messages, new messages a new key.")
+    key: str
+    window: int
 
 
 class UnsupportedMediaType(ServiceError):

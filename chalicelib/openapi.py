@@ -10,6 +10,7 @@ run of requests against the response schemas.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from typing import Any
@@ -27,6 +28,10 @@ INT32_MAX = 2**31 - 1
 MIN_SUBSCRIPTION_TTL = 60
 MAX_SUBSCRIBER_LEN = 1024
 MAX_POOL_URI_LEN = 255
+MAX_ATTRIBUTES = 10
+MAX_REDRIVE = 1000
+"""Dead letters one redrive call moves at most (chalicelib.api.redrive)."""
+ATTRIBUTE_NAME = "^[A-Za-z0-9_.-]{1,256}$"
 
 
 def _ref(name: str) -> Schema:
@@ -47,11 +52,23 @@ def schemas(limits: Limits) -> dict[str, Schema]:
     ttl = _integer(limits.min_message_ttl, limits.max_message_ttl)
     link = {"type": "object", "required": ["rel", "href"],
             "properties": {"rel": {"type": "string"}, "href": {"type": "string"}}}
+    attributes = {
+        "type": "object", "maxProperties": MAX_ATTRIBUTES, EXPECTED: (
+            f"a JSON object of at most {MAX_ATTRIBUTES} attributes, each a string, a number, true or false, or "
+            "an array of strings"),
+        "propertyNames": {"type": "string", "pattern": ATTRIBUTE_NAME, EXPECTED: (
+            "an attribute name of 1 to 256 ASCII letters, digits, underscores, dots and dashes")},
+        "additionalProperties": {"type": ["string", "number", "boolean", "array"], "items": {"type": "string"},
+                                 EXPECTED: "a string, a number, true or false, or an array of strings"},
+        "description": ("Beyond upstream: named values beside the body, returned with the message and matched "
+                        "by subscriptions' filter_policy (the MessageAttributes scope)."),
+    }
     message = {
         "type": "object", "required": ["id", "href", "ttl", "age", "body"],
         "properties": {"id": {"type": "string"}, "href": {"type": "string"}, "ttl": {"type": "integer"},
                        "age": {"type": "integer"}, "body": {}, "checksum": {"type": "string"},
-                       "claim_id": {"type": ["string", "null"]}, "claim_count": {"type": "integer"}},
+                       "claim_id": {"type": ["string", "null"]}, "claim_count": {"type": "integer"},
+                       "attributes": attributes},
     }
     metadata = {"type": "object", "description": (
         "Free metadata; reserved keys (leading underscore) set the queue's behaviour, for example "
@@ -65,10 +82,12 @@ def schemas(limits: Limits) -> dict[str, Schema]:
     }
     subscription_fields = {"type": "object", "properties": {
         "subscriber": {"type": "string", "minLength": 1, "maxLength": MAX_SUBSCRIBER_LEN, "description": (
-            "http(s)://, trust+http(s)://, mailto: (or websocket: over the websocket API)")},
+            "http(s)://, trust+http(s)://, mailto:, queue:NAME (beyond upstream: forwards into that queue of the "
+            "project) or, over the websocket API, the connection itself")},
         "ttl": _integer(MIN_SUBSCRIPTION_TTL, INT32_MAX),
         "options": {"type": "object", "description": (
-            "post_headers, post_data, subject, from, include_message_id, _retry_policy, ...")}}}
+            "post_headers, post_data, subject, from, include_message_id, _retry_policy, and beyond upstream "
+            "filter_policy (Amazon SNS's syntax) with filter_policy_scope (MessageAttributes or MessageBody)")}}}
     pool = {"type": "object", "additionalProperties": False, "properties": {
         "weight": _integer(0, INT32_MAX), "uri": {"type": "string", "minLength": 1, "maxLength": MAX_POOL_URI_LEN},
         "flavor": {"type": ["string", "null"]}, "options": {"type": "object"}}}
@@ -78,9 +97,11 @@ def schemas(limits: Limits) -> dict[str, Schema]:
         "QueueName": name,
         "Link": link,
         "QueueMetadata": metadata,
+        "MessageAttributes": attributes,
         "NewMessage": {"type": "object", "required": ["body"], "properties": {
             "body": {"description": "Any JSON value."}, "ttl": {**ttl, "type": ["integer", "null"]},
-            "delay": {**_integer(0, limits.max_message_delay), "type": ["integer", "null"]}}},
+            "delay": {**_integer(0, limits.max_message_delay), "type": ["integer", "null"]},
+            "attributes": _ref("MessageAttributes")}},
         "MessagePost": {"type": "object", "required": ["messages"], EXPECTED: (
             'a JSON object like {"messages": [{"body": ...}]}'), "properties": {
             "messages": {"type": "array", "minItems": 1, "items": _ref("NewMessage")}}},
@@ -89,7 +110,8 @@ def schemas(limits: Limits) -> dict[str, Schema]:
         "Message": message,
         "Popped": {"type": "object", "required": ["messages"], "properties": {"messages": {
             "type": "array", "items": {"type": "object", "required": ["id", "body"], "properties": {
-                "id": {"type": "string"}, "ttl": {"type": "integer"}, "age": {"type": "integer"}, "body": {}}}}}},
+                "id": {"type": "string"}, "ttl": {"type": "integer"}, "age": {"type": "integer"}, "body": {},
+                "attributes": attributes}}}}},
         "MessageList": {"type": "object", "required": ["messages"], "properties": {
             "messages": {"type": "array", "items": _ref("Message")},
             "links": {"type": "array", "items": link}}},
@@ -104,10 +126,15 @@ def schemas(limits: Limits) -> dict[str, Schema]:
             "properties": {"free": {"type": "integer"}, "claimed": {"type": "integer"},
                            "total": {"type": "integer"}, "oldest": {"type": "object"},
                            "newest": {"type": "object"}}}}},
-        "QueueList": {"type": "object", "required": ["queues", "links"], "properties": {
-            "queues": {"type": "array", "items": {"type": "object", "required": ["name", "href"], "properties": {
+        **{f"{kind.title()}List": {"type": "object", "required": [f"{kind}s", "links"], "properties": {
+            f"{kind}s": {"type": "array", "items": {"type": "object", "required": ["name", "href"], "properties": {
                 "name": name, "href": {"type": "string"}, "metadata": metadata}}},
-            "links": {"type": "array", "items": link}, "count": {"type": "integer"}}},
+            "links": {"type": "array", "items": link}, "count": {"type": "integer"}}} for kind in ("queue", "topic")},
+        "Redrive": {"type": "object", "additionalProperties": False, "description": (
+            "Beyond upstream: which dead letters to move back (each to the queue it came from, or all to "
+            "destination) and how many at most."), "properties": {
+            "destination": name, "limit": _integer(1, MAX_REDRIVE)}},
+        "Redriven": {"type": "object", "required": ["moved"], "properties": {"moved": {"type": "integer"}}},
         "Purge": {"type": "object", "additionalProperties": False, "properties": {"resource_types": {
             "type": "array", "minItems": 1, "items": {"enum": ["messages", "subscriptions"]}}}},
         "Share": {"type": "object", "additionalProperties": False, "properties": {
@@ -187,6 +214,12 @@ def _operation(operation_id: str, summary: str, responses: dict[str, Schema], *,
 
 
 NO_CONTENT = {"204": {"description": "Done."}}
+IDEMPOTENCY_HEADER: Schema = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    "description": ("Beyond upstream: a post repeated with this key within IDEMPOTENCY_WINDOW seconds answers the "
+                    "first post's ids and stores nothing; the key with other messages is a 422."),
+}
 
 
 def _paths(limits: Limits) -> dict[str, Schema]:
@@ -227,6 +260,10 @@ def _paths(limits: Limits) -> dict[str, Schema]:
         },
         "/v2/queues/{queue_name}/stats": {"parameters": [queue], "get": _operation(
             "queue_stats", "Message counts, oldest and newest.", {"200": _json(_ref("Stats"), "The counts.")})},
+        "/v2/queues/{queue_name}/redrive": {"parameters": [queue], "post": _operation(
+            "queue_redrive", "Beyond upstream: move this dead-letter queue's messages back to the queues they "
+            "came from (or to destination), claimable again, each exactly once.", {
+                "200": _json(_ref("Redriven"), "How many were moved.")}, body=_ref("Redrive"))},
         "/v2/queues/{queue_name}/purge": {"parameters": [queue], "post": _operation(
             "queue_purge", "Remove messages and/or subscriptions; keep the queue.", NO_CONTENT, body=_ref("Purge"))},
         "/v2/queues/{queue_name}/share": {"parameters": [queue], "post": _operation(
@@ -235,7 +272,8 @@ def _paths(limits: Limits) -> dict[str, Schema]:
         "/v2/queues/{queue_name}/messages": {
             "parameters": [queue],
             "post": _operation("message_post", "Post messages (all or nothing).", {
-                "201": _json(_ref("Posted"), "Where each message is.")}, body=_ref("MessagePost"), errors=(413,)),
+                "201": _json(_ref("Posted"), "Where each message is.")}, body=_ref("MessagePost"), errors=(413, 422),
+                parameters=[IDEMPOTENCY_HEADER]),
             "get": _operation("message_list", "A page of messages, or the messages named by ids.", {
                 "200": _json(_ref("MessageList"), "Messages.")}, parameters=[
                     *page, ids, _query("echo", {"type": "boolean"}), _query("include_claimed", {"type": "boolean"}),
@@ -305,7 +343,45 @@ def _paths(limits: Limits) -> dict[str, Schema]:
             "delete": _operation(f"{kind[:-1]}_delete", f"Delete a {kind[:-1]} (admin).", NO_CONTENT,
                                  errors=(409,)),
         }
+    paths.update(_topic_paths(paths))
     return paths
+
+
+TOPICS_NOTE = ("Topics are beyond upstream's working set (upstream has these routes, but by code reading its "
+               "topic message and subscription routes fail). A topic is a queue without claims: its messages "
+               "are kept for their ttl, listed and delivered to the topic's subscriptions.")
+_TOPIC_ROUTES = {
+    "": ("put", "get", "patch", "delete"), "/stats": ("get",), "/purge": ("post",),
+    "/messages": ("post", "get"), "/messages/{message_id}": ("get",),
+    "/subscriptions": ("post", "get"), "/subscriptions/{subscription_id}": ("get", "patch", "delete"),
+    "/subscriptions/{subscription_id}/confirm": ("put",),
+}
+
+
+def _topic_paths(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """The topic routes: the queue routes they share the handlers of, for ``topic_name``, named ``topic_*``."""
+    topic = _path_param("topic_name", _ref("QueueName"))
+    found: dict[str, Schema] = {"/v2/topics": {"get": _for_topics(paths["/v2/queues"]["get"], "topic_list")}}
+    found["/v2/topics"]["get"]["responses"]["200"] = _json(_ref("TopicList"), "A page of topics.")
+    for tail, methods in _TOPIC_ROUTES.items():
+        item = paths[f"/v2/queues/{{queue_name}}{tail}"]
+        parameters = [topic, *item["parameters"][1:]]
+        found[f"/v2/topics/{{topic_name}}{tail}"] = {"parameters": parameters, **{
+            method: _for_topics(item[method], _topic_operation(item[method]["operationId"])) for method in methods}}
+    return found
+
+
+def _topic_operation(queue_operation: str) -> str:
+    """``queue_get`` -> ``topic_get``, ``message_post`` -> ``topic_message_post``."""
+    if queue_operation.startswith("queue_"):
+        return "topic_" + queue_operation[len("queue_"):]
+    return f"topic_{queue_operation}"
+
+
+def _for_topics(operation: Schema, operation_id: str) -> Schema:
+    copied = copy.deepcopy(operation)
+    summary = copied["summary"].replace("queue", "topic")
+    return {**copied, "operationId": operation_id, "summary": summary, "description": TOPICS_NOTE}
 
 
 HEADERS = [
@@ -328,7 +404,8 @@ def document(limits: Limits = DEFAULT_LIMITS, server: str = "") -> dict[str, Any
         "openapi": "3.1.0",
         "info": {"title": "Zaqar v2 messaging (serverless)", "version": "2.0",
                  "description": "OpenStack Zaqar's v2 REST API: queues, messages, claims, subscriptions, "
-                                "pre-signed URLs, pools and flavors. Errors are {title, description}."},
+                                "pre-signed URLs, pools and flavors; beyond upstream, topics. Errors are "
+                                "{title, description}."},
         "paths": paths,
         "components": {
             "schemas": schemas(limits),
@@ -338,6 +415,21 @@ def document(limits: Limits = DEFAULT_LIMITS, server: str = "") -> dict[str, Any
     if server:
         doc["servers"] = [{"url": server}]
     return doc
+
+
+TOPIC_ACTIONS = ("queue_list", "queue_create", "queue_delete", "queue_get", "queue_get_stats", "queue_purge",
+                 "message_list", "message_get", "message_get_many", "message_post", "subscription_create",
+                 "subscription_get", "subscription_list", "subscription_delete")
+"""The websocket actions that have a ``topic_*`` twin (beyond upstream): ``topic_name`` for ``queue_name``."""
+
+
+def _for_topic_frames(body: Schema) -> Schema:
+    properties = {("topic_name" if key == "queue_name" else key): value
+                  for key, value in body.get("properties", {}).items()}
+    found: Schema = {**body, "properties": properties, "description": TOPICS_NOTE}
+    if "required" in body:
+        found["required"] = ["topic_name" if key == "queue_name" else key for key in body["required"]]
+    return found
 
 
 def websocket_frames(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
@@ -352,6 +444,7 @@ def websocket_frames(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
         "queue_delete": queue, "queue_get": queue, "queue_get_stats": queue,
         "queue_purge": {**queue, "properties": {**queue["properties"],
                                                 "resource_types": defs["Purge"]["properties"]["resource_types"]}},
+        "queue_redrive": {**queue, "properties": {**queue["properties"], **defs["Redrive"]["properties"]}},
         "message_list": queue,
         "message_get": {**queue, "required": ["queue_name", "message_id"]},
         "message_get_many": {**queue, "required": ["queue_name", "message_ids"]},
@@ -370,6 +463,7 @@ def websocket_frames(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
         "subscription_list": queue,
         "subscription_delete": {**queue, "required": ["queue_name", "subscription_id"]},
     }
+    bodies.update({_topic_operation(action): _for_topic_frames(bodies[action]) for action in TOPIC_ACTIONS})
     frame = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Zaqar v2 websocket request frame",

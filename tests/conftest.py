@@ -211,9 +211,12 @@ def installed(services: Services, *, close: bool = False, redis_url: str | None 
 
 @pytest.fixture
 def project(redis_url: str) -> Iterator[str]:
+    from chalicelib import topics
+
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
     _delete_project_keys(redis_url, name)
+    _delete_project_keys(redis_url, topics.space(name))  # its topics
 
 
 @pytest.fixture

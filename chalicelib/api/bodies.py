@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,14 @@ def sentence(exc: JsonSchemaValueException, what: str) -> str:
         return f"{where} has no {', '.join(_shown(key) for key in unknown)}: use {', '.join(known)}."
     if rule == "minProperties":
         return f"{where} is empty: say what to change ({', '.join(sorted(definition.get('properties', {})))})."
+    if rule == "propertyNames":
+        names = definition.get("propertyNames", {})
+        bad = [key for key in (value if isinstance(value, dict) else {})
+               if not re.search(str(names.get("pattern", "")), key)]
+        wanted = names.get(EXPECTED) or f"a name matching {names.get('pattern')}"
+        return f"{where}: {_shown(bad[0] if bad else '')} is not {wanted}."
+    if rule == "maxProperties":
+        return f"{where} may have at most {exc.rule_definition} entries; it has {len(value)}."
     if rule == "minItems":
         return f"{where} must list at least {exc.rule_definition} item(s); got {len(value)}."
     if rule == "maxItems":

@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib import errors
+from chalicelib import attributes, errors
 from chalicelib.api import bodies, outbox, validation
 from chalicelib.api.context import Caller, Outcome, Services
-from chalicelib.api.messages import Message, to_messages
+from chalicelib.api.messages import Message, clear_text, sealed, to_messages
 from chalicelib.api.queues import ensure_queue
 from chalicelib.storage.base import DeadLetter, MessageStore
 
@@ -48,7 +48,7 @@ def hand_over(services: Services, caller: Caller, source: MessageStore, queue: s
     """
     by_target: dict[str, list[DeadLetter]] = {}
     for letter in letters:
-        by_target.setdefault(letter.target, []).append(letter)
+        by_target.setdefault(letter.target, []).append(_remembering(services, letter, queue))
     for target, group in by_target.items():
         try:
             store, _ = ensure_queue(services, caller, target)
@@ -56,6 +56,20 @@ def hand_over(services: Services, caller: Caller, source: MessageStore, queue: s
             source.dead_letter_done(project=caller.project, queue=queue, ids=[g.record.id for g in group])
         except errors.Unavailable:
             log.warning("dead letters of %s wait in its outbox: %s is unavailable", queue, target)
+
+
+def _remembering(services: Services, letter: DeadLetter, queue: str) -> DeadLetter:
+    """The dead letter, its stored text saying it left ``queue`` (what redrive moves it back to). A text
+    that cannot be read (encrypted, no key) goes as it is: redrive then needs a destination for it."""
+    try:
+        stored = attributes.unpack(clear_text(services, letter.record))
+    except errors.Unavailable:
+        return letter
+    if stored.source == queue:
+        return letter
+    text = attributes.pack(stored.body, stored.attributes, via=stored.via, source=queue)
+    record = dataclasses.replace(letter.record, body=sealed(services, letter.record, text))
+    return dataclasses.replace(letter, record=record)
 
 
 def claim_create(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import threading
@@ -11,13 +12,16 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib import crypto, errors
+from chalicelib import attributes, crypto, errors
 from chalicelib.api import bodies, outbox, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import ensure_queue
+from chalicelib.attributes import Attributes
 from chalicelib.storage import base
 
 log = logging.getLogger(__name__)
+IDEMPOTENCY_KEY = "Idempotency-Key"
+"""The header (REST, and a websocket frame's headers) that makes a message post idempotent."""
 MAX_MARKER = 2**63 - 1  # a marker is a message's position in its queue, a signed 64-bit number (MongoDB's too)
 
 
@@ -30,6 +34,9 @@ class Message:
     claim_id: str | None
     claim_count: int
     created_ms: int
+    attributes: Attributes | None = None
+    source: str | None = None
+    """The queue a dead letter came from (not shown: what redrive moves it back to)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,27 +45,41 @@ class MessagePage:
     next_marker: str | None
 
 
+def clear_text(services: Services, record: base.MessageRecord) -> str:
+    """The record's stored text in clear (decrypted when it is encrypted)."""
+    if not record.encrypted:
+        return record.body
+    key = services.settings.message_encryption_key
+    if key is None:
+        raise errors.Unavailable("This message is encrypted and no MESSAGE_ENCRYPTION_KEY is configured.")
+    try:
+        return crypto.decrypt(key, record.body)
+    except ValueError:
+        raise errors.Unavailable(
+            f"Message {record.id} cannot be decrypted with the configured MESSAGE_ENCRYPTION_KEY."
+        ) from None
+
+
+def sealed(services: Services, record: base.MessageRecord, text: str) -> str:
+    """Stored text for ``record``'s place: encrypted again when the record is."""
+    key = services.settings.message_encryption_key
+    return crypto.encrypt(key, text) if record.encrypted and key is not None else text
+
+
 def to_message(services: Services, record: base.MessageRecord, now_ms: int) -> Message:
-    text = record.body
-    if record.encrypted:
-        key = services.settings.message_encryption_key
-        if key is None:
-            raise errors.Unavailable("This message is encrypted and no MESSAGE_ENCRYPTION_KEY is configured.")
-        try:
-            text = crypto.decrypt(key, text)
-        except ValueError:
-            raise errors.Unavailable(
-                f"Message {record.id} cannot be decrypted with the configured MESSAGE_ENCRYPTION_KEY."
-            ) from None
+    text = clear_text(services, record)
     live_claim = record.claim_id if record.claim_id and record.claim_expires_ms > now_ms else None
+    stored = attributes.unpack(text)
     return Message(
         id=record.id,
         ttl=record.ttl,
         age=max(0, (now_ms - record.created_ms) // 1000),
-        body=json.loads(text),
+        body=json.loads(stored.body),
         claim_id=live_claim,
         claim_count=record.claim_count,
         created_ms=record.created_ms,
+        attributes=stored.attributes,
+        source=stored.source,
     )
 
 
@@ -89,13 +110,31 @@ def _encrypted_queues(services: Services) -> _EncryptedQueues:
     return services.shared.once("encrypted_queues", _EncryptedQueues)
 
 
-def _parse_new(services: Services, body: Any) -> list[tuple[Any, int | None, int | None]]:
+New = tuple[Any, int | None, int | None, Attributes | None]
+"""A message to post: body, ttl, delay, attributes."""
+
+
+def _digest(parsed: Sequence[New]) -> str:
+    """What a keyed post carries, to tell its repeat (same digest) from other messages under its key."""
+    canonical = json.dumps([list(item) for item in parsed], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _parse_new(services: Services, body: Any) -> list[New]:
     bodies.check("MessagePost", body, services.settings.limits, "The request body")
-    return [(item["body"], bodies.whole(item.get("ttl")), bodies.whole(item.get("delay"))) for item in body["messages"]]
+    return [(item["body"], bodies.whole(item.get("ttl")), bodies.whole(item.get("delay")), item.get("attributes"))
+            for item in body["messages"]]
 
 
-def message_post(services: Services, caller: Caller, queue: str, body: Any, *, size: int) -> Outcome[list[str]]:
+def message_post(services: Services, caller: Caller, queue: str, body: Any, *, size: int,
+                 idempotency_key: str | None = None, window_s: float | None = None,
+                 via: str | None = None) -> Outcome[list[str]]:
     """Append messages (created lazily with the queue); all or nothing, ids in request order.
+
+    With ``idempotency_key`` (the Idempotency-Key header) a post repeated within the window
+    (IDEMPOTENCY_WINDOW, or ``window_s``) answers the first post's ids and stores nothing; the same key
+    with other messages is an IdempotencyConflict. The pool decides in the post's own atomic step.
+    ``via`` marks messages forwarded by a ``queue:`` subscription (see chalicelib.attributes).
 
     A queue nobody listens to costs one pool round trip and nothing else.
     When the queue has subscribers who can receive (or every event is
@@ -112,13 +151,18 @@ def message_post(services: Services, caller: Caller, queue: str, body: Any, *, s
             f"Message posts may be at most {limits.max_messages_post_size} bytes; this one is {size}."
         )
     parsed = _parse_new(services, body)
+    keyed = None
+    if idempotency_key is not None:
+        window = services.settings.idempotency_window if window_s is None else window_s
+        keyed = base.Idempotency(validation.idempotency_key(idempotency_key), _digest(parsed), int(window * 1000))
     ids = [uuid.uuid4().hex for _ in parsed]
     store = services.pooling.lookup(project=caller.project, queue=queue)
     create = registered = store is None
     if store is None:
         store, registered = ensure_queue(services, caller, queue)
     try:
-        lease, store = _post(services, caller, queue, store, ids, parsed, size=size, create=create)
+        lease, store, ids = _post(services, caller, queue, store, ids, parsed, size=size, create=create, keyed=keyed,
+                                  via=via)
     except errors.Unavailable:
         if registered:  # a lazily created queue must not outlive a failed post
             services.pooling.unregister(project=caller.project, queue=queue)
@@ -134,19 +178,22 @@ def _post(
     queue: str,
     store: base.MessageStore,
     ids: list[str],
-    parsed: list[tuple[Any, int | None, int | None]],
+    parsed: list[New],
     *,
     size: int,
     create: bool,
-) -> tuple[tuple[str, list[str]] | None, base.MessageStore]:
+    keyed: base.Idempotency | None = None,
+    via: str | None = None,
+) -> tuple[tuple[str, list[str]] | None, base.MessageStore, list[str]]:
     """One post script call, retried when the pool tells what it needs (at most twice).
 
     Returns (lease holder, entries to publish) when the pool stored the
-    event and handed this post the queue's publish lease.
+    event and handed this post the queue's publish lease, the store, and the
+    ids (a repeated keyed post's are its first post's).
     """
     limits = services.settings.limits
     key = (caller.project, queue)
-    texts = [json.dumps(item[0], separators=(",", ":")) for item in parsed]
+    texts = [attributes.pack(json.dumps(item[0], separators=(",", ":")), item[3], via=via) for item in parsed]
     encrypt = key in _encrypted_queues(services)
     event_id = uuid.uuid4().hex if services.sink.durable else None  # no stream: no outbox either
     stream_all = services.sink.durable and services.sink.complete
@@ -159,13 +206,13 @@ def _post(
             bodies = [crypto.encrypt(secret, text) for text in texts]
         new = [
             base.NewMessage(mid, text, ttl, delay)
-            for mid, text, (_b, ttl, delay) in zip(ids, bodies, parsed, strict=True)
+            for mid, text, (_b, ttl, delay, _a) in zip(ids, bodies, parsed, strict=True)
         ]
         try:
             posted = store.message_post(
                 project=caller.project, queue=queue, messages=new, client_id=caller.client_id, create=create,
                 encrypted=encrypt, request_size=size, default_ttl=limits.default_message_ttl, event_id=event_id,
-                stream_all=stream_all,
+                stream_all=stream_all, idempotency=keyed,
             )
         except base.QueueMissing:
             # the placement was cached but the queue is gone: register it again
@@ -181,9 +228,12 @@ def _post(
             raise errors.InvalidBody(
                 f"Queue {queue} accepts posts of at most {exc.limit} bytes; this one is {size}."
             ) from None
+        except base.IdempotencyConflict:
+            assert keyed is not None
+            raise errors.IdempotencyConflict(key=keyed.key, window=keyed.window_ms // 1000) from None
         if posted.pending is None or event_id is None:
-            return None, store
-        return (event_id, posted.pending), store
+            return None, store, posted.ids
+        return (event_id, posted.pending), store, posted.ids
     raise errors.Unavailable("The messages could not be stored.")
 
 

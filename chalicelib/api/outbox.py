@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from chalicelib import errors
+from chalicelib import attributes, errors
 from chalicelib.api.context import Services
 from chalicelib.events.model import Event
 from chalicelib.storage import base
@@ -32,10 +32,23 @@ ROUNDS = 8
 
 def posted_event(project: str, queue: str, posted: base.PostedEvent, sequence: int = 0) -> Event:
     """The message.posted event an outbox entry stands for (bodies parsed unless encrypted)."""
-    messages = [{"id": m.id, "body": m.body if posted.encrypted else json.loads(m.body), "ttl": m.ttl,
-                 "delay": m.delay} for m in posted.messages]
+    messages = [_posted_message(m, encrypted=posted.encrypted) for m in posted.messages]
     return Event(base.POSTED, project, queue, {"messages": messages, "encrypted": posted.encrypted},
                  id=posted.id, time_ms=posted.time_ms, sequence=sequence)
+
+
+def _posted_message(entry: base.PostedEntry, *, encrypted: bool) -> dict[str, Any]:
+    """One message of a message.posted event: its body parsed and its attributes beside it (an encrypted
+    queue's message keeps both in its ciphertext)."""
+    if encrypted:
+        return {"id": entry.id, "body": entry.body, "ttl": entry.ttl, "delay": entry.delay}
+    stored = attributes.unpack(entry.body)
+    item = {"id": entry.id, "body": json.loads(stored.body), "ttl": entry.ttl, "delay": entry.delay}
+    if stored.attributes:
+        item["attributes"] = stored.attributes
+    if stored.via:
+        item["via"] = stored.via
+    return item
 
 
 def event_of(project: str, queue: str, text: str) -> Event:

@@ -7,12 +7,14 @@ operations keep the subscriptions and emit the events it will act on.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import time
 import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib import errors
+from chalicelib import errors, topics
 from chalicelib.api import bodies, listeners, outbox, trust_subscribers, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import create_in_place
@@ -22,6 +24,8 @@ from chalicelib.storage import base
 from chalicelib.storage.base import QueueSettings
 
 WEBSOCKET_SCHEME = "websocket"
+QUEUE_SCHEME = "queue"  # fan-out to a queue of the same project (chalicelib.notify.channels.queue)
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_TTL = 3600
 WITH_MESSAGE_ID = "include_message_id"  # the option notify.payloads reads
 WEBHOOK_SCHEMES = frozenset({"http", "https"}) | trust.SCHEMES
@@ -79,8 +83,14 @@ def check_subscriber(value: str) -> str:
         return value  # the address is checked again when delivering, after resolving
     if scheme == "mailto" and "@" in parts.path:
         return value
-    raise errors.InvalidBody(f"Unsupported subscriber {value[:80]!r}: use http://, https://, trust+http(s):// "
-                             "or mailto:.")
+    if scheme == QUEUE_SCHEME:
+        name = value.split(":", 1)[1]
+        if not QUEUE_NAME.fullmatch(name):
+            raise errors.InvalidBody(f"subscriber {value[:80]!r} must name a queue: queue:NAME, NAME of 1 to 64 "
+                                     "ASCII letters, digits, underscores, dashes and dots.")
+        return QUEUE_SCHEME + ":" + name
+    raise errors.InvalidBody(f"Unsupported subscriber {value[:80]!r}: use http://, https://, trust+http(s)://, "
+                             "mailto: or queue:.")
 
 
 def _check_target(services: Services, subscriber: str, options: dict[str, Any]) -> str:
@@ -107,7 +117,23 @@ def _check_options(value: dict[str, Any]) -> dict[str, Any]:
     if value.get(WITH_MESSAGE_ID) is not None and not isinstance(value[WITH_MESSAGE_ID], bool):
         raise errors.InvalidBody(f"options.{WITH_MESSAGE_ID} must be true or false.")
     rules.check_post_data(value.get("post_data"))
+    scope = value.get("filter_policy_scope", "MessageAttributes")
+    if scope not in ("MessageAttributes", "MessageBody"):
+        raise errors.InvalidBody(f"options.filter_policy_scope must be MessageAttributes or MessageBody; got "
+                                 f"{json.dumps(scope)[:80]}.")
+    if "filter_policy" in value:
+        from chalicelib.rules import filter_policy  # only requests that set a policy load it
+
+        try:
+            filter_policy.compile_policy(value["filter_policy"], scope)
+        except filter_policy.PolicyError as exc:
+            raise errors.InvalidBody(f"options.{exc}") from None
     return value
+
+
+def _check_not_itself(caller: Caller, queue: str, subscriber: str) -> None:
+    if subscriber == f"{QUEUE_SCHEME}:{queue}" and not topics.owner(caller.project)[1]:
+        raise errors.InvalidBody(f"Queue {queue} cannot subscribe to itself: name another queue.")
 
 
 def signing_secret(services: Services, subscription_id: str) -> str | None:
@@ -153,6 +179,7 @@ def subscription_create(
         subscriber = websocket_subscriber(connection_id)
     else:
         subscriber = _check_target(services, check_subscriber(body.get("subscriber")), options)
+    _check_not_itself(caller, queue, subscriber)
     trust.check_options(options, subscriber=subscriber, current_trust=None)
     require = services.settings.require_confirmation
     now = _now_ms()
@@ -164,7 +191,9 @@ def subscription_create(
         create_in_place(services, caller, queue, {}, QueueSettings())  # lazily created, as upstream does
         subscription, created = services.subscriptions.create(
             project=caller.project, queue=queue, subscriber=subscriber, ttl=ttl, options=options,
-            confirmed=connection_id is not None and subscriber.startswith(WEBSOCKET_SCHEME + ":"),
+            # a queue of the same project, or the connection that asked, needs no confirmation
+            confirmed=subscriber.startswith(QUEUE_SCHEME + ":") or (
+                connection_id is not None and subscriber.startswith(WEBSOCKET_SCHEME + ":")),
             connection=connection_id if subscriber.startswith(WEBSOCKET_SCHEME + ":") else None, now_ms=now,
         )
     except Exception:
@@ -227,6 +256,7 @@ def subscription_update(services: Services, caller: Caller, queue: str, sid: str
     if "subscriber" in changes or "options" in changes:  # the pair must work together
         subscriber, options = changes.get("subscriber", current.subscriber), changes.get("options", current.options)
         _check_target(services, subscriber, options)
+        _check_not_itself(caller, queue, subscriber)
         trust.check_options(options, subscriber=subscriber, current_trust=trust.stored_trust(current.options))
     now = _now_ms()
     granted, retired = _retrust(services, caller, current, changes, now_ms=now)

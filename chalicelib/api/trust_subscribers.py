@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from chalicelib import errors
+from chalicelib import errors, topics
 from chalicelib.api.context import Caller, Credentials, Services
 from chalicelib.rules import trust
 from chalicelib.storage.base import Subscription
@@ -45,7 +45,8 @@ def grant(services: Services, caller: Caller, *, expires_ms: int) -> str:
     from chalicelib.keystone_trusts import client
 
     credentials = _credentials(services, caller)
-    return client(services).create(credentials, project=caller.project, expires_ms=expires_ms)
+    project = topics.owner(caller.project)[0]  # a topic's subscription: the trust is on its owner
+    return client(services).create(credentials, project=project, expires_ms=expires_ms)
 
 
 def release(services: Services, caller: Caller, trust_ids: Iterable[str | None]) -> None:

@@ -37,6 +37,19 @@ def project_id(value: str | None, limits: Limits) -> str:
         raise errors.Invalid("Missing header X-Project-ID: the project (tenant) must be given.")
     if len(value) > limits.max_project_id:
         raise errors.Invalid(f"X-Project-ID may be at most {limits.max_project_id} characters long.")
+    if not value.isprintable():  # what no HTTP header carries; a topic space ends with one (chalicelib.topics)
+        raise errors.Invalid("X-Project-ID may not contain control or other non-printable characters.")
+    return value
+
+
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def idempotency_key(value: str) -> str:
+    """An Idempotency-Key: 1 to 255 visible ASCII characters (what an HTTP header carries unaltered)."""
+    if not IDEMPOTENCY_KEY.fullmatch(value):
+        raise errors.Invalid(f"Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces); "
+                             f"got {value[:80]!r}.")
     return value
 
 

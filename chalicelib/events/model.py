@@ -19,8 +19,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from chalicelib import topics
+
 NAMESPACE = "org.openstack.messaging"
 SOURCE_PREFIX = "/v2/queues/"
+TOPIC_PREFIX = "/v2/topics/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +49,12 @@ class Event:
         return {
             "specversion": "1.0",
             "id": self.id,
-            "source": SOURCE_PREFIX + self.queue,
+            "source": topics.path(self.project, self.queue),
             "type": self.cloudevent_type,
             "subject": self.queue,
             "time": f"{stamp}.{self.time_ms % 1000:03d}Z",
             "datacontenttype": "application/json",
-            "project": self.project,
+            "project": topics.owner(self.project)[0],
             **extra,
             "data": self.data,
         }
@@ -62,12 +65,15 @@ class Event:
         if not kind.startswith(NAMESPACE + "."):
             raise ValueError(f"not one of our events: {kind}")
         source = str(document["source"])
+        project = str(document["project"])
+        if source.startswith(TOPIC_PREFIX):
+            project, source = topics.space(project), SOURCE_PREFIX + source[len(TOPIC_PREFIX):]
         time_ms = _rfc3339_ms(str(document.get("time", "")))
         if time_ms is None:
             time_ms = int(time.time() * 1000)
         return cls(
             type=kind[len(NAMESPACE) + 1 :],
-            project=str(document["project"]),
+            project=project,
             queue=source[len(SOURCE_PREFIX) :] if source.startswith(SOURCE_PREFIX) else str(document["subject"]),
             data=dict(document.get("data") or {}),
             id=str(document["id"]),

@@ -83,12 +83,21 @@ class Notifier:
                 event,
                 lambda: self._subscriptions.live_for_queue(project=event.project, queue=event.queue,
                                                            now_ms=self._now_ms()),
-                now_ms=self._now_ms(), require_confirmation=self.settings.require_confirmation)
+                now_ms=self._now_ms(), require_confirmation=self.settings.require_confirmation,
+                reveal=self._reveal if event.data.get("encrypted") else fanout.plain)
         except Exception as exc:  # one event must not stop the stream for every tenant: retried on its own
             self._fan_out_later(event, attempt, _describe(exc))
             return
         for planned in found:
             self.start(planned.job, wait_s=planned.wait_s, subscription=planned.subscription)
+
+    def _reveal(self, message: Mapping[str, Any]) -> fanout.Content | None:
+        """An encrypted message as filters see it; None when it cannot be decrypted (it then goes to its
+        subscribers, whose deliveries fail and are recorded, rather than vanish unseen)."""
+        try:
+            return payloads.revealed(self.settings, message, encrypted=True)
+        except payloads.Undecryptable:
+            return None
 
     def _fan_out_later(self, event: Event, attempt: int, reason: str) -> None:
         job = Job(FAN_OUT, event.id, event.project, event.queue, "", event.cloudevent(), retry=attempt)
@@ -153,7 +162,8 @@ class Notifier:
             return "scheduled"
         if subscription is None:
             return "skipped"  # deleted or expired since
-        if job.kind == NOTIFICATION and self.settings.require_confirmation and not subscription.confirmed:
+        if (job.kind == NOTIFICATION and self.settings.require_confirmation and not subscription.confirmed
+                and not subscription.subscriber.startswith(fanout.QUEUE)):  # a queue of the project's own
             return "skipped"
         return self._settle(job, subscription, self._deliver(job, subscription))
 

@@ -1,7 +1,7 @@
 """The plumbing of the Zaqar v2 REST transport, shared by every ``rest_*`` blueprint.
 
 Each view (``rest_home``, ``rest_queues``, ``rest_messages``,
-``rest_subscriptions``, ``rest_admin``, ``rest_openapi``) parses its input
+``rest_subscriptions``, ``rest_topics``, ``rest_admin``, ``rest_openapi``) parses its input
 with the helpers here, makes one call into ``chalicelib.api`` and renders
 the result. Every error answers Zaqar's ``{"title", "description"}``:
 :func:`zaqar_view` screens the headers, query and path
@@ -87,7 +87,7 @@ def zaqar_view(view: Callable[..., Response]) -> Callable[..., Response]:
             log.exception("%s %s failed (%s)", current_request().method, current_request().context.get("path"), rid)
             response = error_response(errors.InternalError(rid))
         response.headers[REQUEST_ID_HEADER] = rid
-        queue = kwargs.get("queue_name")
+        queue = kwargs.get("queue_name", kwargs.get("topic_name"))
         _log_request(view.__name__, response.status_code, started, rid[4:], queue if isinstance(queue, str) else None)
         return response
 

@@ -37,15 +37,19 @@ def notifier(websocket_api: WebsocketAPI) -> Notifier:
 def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
     """The notifier and what it needs from the rest of the service, wired here so that
     notify never calls api operations and api never imports notify."""
+    from chalicelib import topics
     from chalicelib.api import messages, queues, subscriptions
     from chalicelib.api.context import Caller
     from chalicelib.keystone_trusts import client as trusts_client
+    from chalicelib.notify import payloads
+    from chalicelib.notify.channels import Delivery
     from chalicelib.notify.channels.email import EmailChannel
+    from chalicelib.notify.channels.queue import QueueChannel
     from chalicelib.notify.channels.trust import TrustChannel
     from chalicelib.notify.channels.webhook import WebhookChannel
     from chalicelib.notify.channels.websocket import WebsocketChannel
     from chalicelib.notify.failures import FAILED_QUEUE, FailureLog
-    from chalicelib.notify.notifier import Notifier
+    from chalicelib.notify.notifier import SETTLED_TTL_S, Notifier
     from chalicelib.notify.schedule import RetryQueue
 
     settings = services.settings
@@ -61,6 +65,18 @@ def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
     def connection_gone(connection: str) -> None:
         subscriptions.subscriptions_of_connection_delete(services, connection)
 
+    def forward(delivery: Delivery, queue: str) -> None:
+        job = delivery.job
+        content = payloads.revealed(settings, job.message, encrypted=job.encrypted)
+        message: dict[str, Any] = {"body": content.body, "ttl": job.message.get("ttl")}
+        if content.attributes:
+            message["attributes"] = content.attributes
+        body = {"messages": [message]}
+        owner = topics.owner(job.project)[0]
+        messages.message_post(services, Caller(project=owner, client_id=SYSTEM_CLIENT), queue, body,
+                              size=len(json.dumps(body)), idempotency_key=job.delivery_id,
+                              window_s=SETTLED_TTL_S, via=f"{topics.collection(job.project)}/{job.queue}")
+
     webhooks = WebhookChannel(settings)
     trusts = TrustChannel(webhooks, trusts_client(services) if settings.has_trustee else None)
     return Notifier(
@@ -74,6 +90,7 @@ def build_notifier(services: Services, pusher: Pusher | None) -> Notifier:
             "trust+https": trusts,
             "mailto": EmailChannel(settings),
             "websocket": WebsocketChannel(pusher, connection_gone),
+            "queue": QueueChannel(forward),
         },
         retries=RetryQueue(settings.retry_queue),
         failures=FailureLog(post_failure),

@@ -1,4 +1,9 @@
-"""REST routes of messages and claims (``/v2/queues/{queue_name}/messages``, ``.../claims``)."""
+"""REST routes of messages and claims (``/v2/queues/{queue_name}/messages``, ``.../claims``).
+
+Posting, listing and getting messages take the :class:`~chalicelib.transport.collection.Collection`
+they serve: :mod:`chalicelib.transport.rest_topics` routes a topic's messages to the same bodies.
+Deleting, popping and claiming are for queues only.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ from chalice.app import Blueprint, Response
 from chalicelib import errors
 from chalicelib.api import claims, messages, validation
 from chalicelib.transport import render
+from chalicelib.transport.collection import QUEUES, Collection
 from chalicelib.transport.http import (
     ANY,
     caller_of,
     current_services,
     empty,
+    header,
     json_reply,
     list_param,
     param,
@@ -23,40 +30,37 @@ from chalicelib.transport.http import (
 bp = Blueprint(__name__)
 
 
-# -- messages ------------------------------------------------------------------
+# -- the bodies, for queues and topics ----------------------------------------------------
 
 
-@bp.route("/v2/queues/{queue_name}/messages", methods=["POST"], content_types=ANY)
-@zaqar_view
-def message_post(queue_name: str) -> Response:
+def post(collection: Collection, name: str) -> Response:
     services = current_services()
-    caller = caller_of(services)
+    caller = collection.scope(services, caller_of(services))
     body, size = read_body()
-    ids = messages.message_post(services, caller, queue_name, body, size=size).value
-    base = f"{render.queue_path(queue_name)}/messages"
+    ids = messages.message_post(services, caller, name, body, size=size,
+                                idempotency_key=header(messages.IDEMPOTENCY_KEY)).value
+    base = f"{collection.path(name)}/messages"
     return json_reply(
         {"resources": [f"{base}/{mid}" for mid in ids]}, status=201, headers={"Location": f"{base}?ids={','.join(ids)}"}
     )
 
 
-@bp.route("/v2/queues/{queue_name}/messages", methods=["GET"], content_types=ANY)
-@zaqar_view
-def message_list(queue_name: str) -> Response:
+def listing(collection: Collection, name: str) -> Response:
     services = current_services()
-    caller = caller_of(services)
+    caller = collection.scope(services, caller_of(services))
     limits = services.settings.limits
     params = params_of()
     listed = list_param("ids")
     if listed is not None:
         ids = validation.query_ids(listed, "ids", limits.max_messages_per_page)
-        found = messages.message_get_many(services, caller, queue_name, ids)
-        return json_reply({"messages": [render.message(queue_name, m) for m in found]})
+        found = messages.message_get_many(services, caller, name, ids)
+        return json_reply({"messages": [render.message(name, m, collection=collection.name) for m in found]})
     limit = validation.query_int(params.get("limit"), "limit", limits.default_messages_per_page, 1, limits.max_messages_per_page)
     echo = validation.query_bool(params.get("echo"), "echo", False)
     include_claimed = validation.query_bool(params.get("include_claimed"), "include_claimed", False)
     include_delayed = validation.query_bool(params.get("include_delayed"), "include_delayed", False)
     page = messages.message_list(
-        services, caller, queue_name, marker=params.get("marker"), limit=limit, echo=echo,
+        services, caller, name, marker=params.get("marker"), limit=limit, echo=echo,
         include_claimed=include_claimed, include_delayed=include_delayed,
     )
     links = []
@@ -66,8 +70,30 @@ def message_list(queue_name: str) -> Response:
             query += "&include_claimed=true"
         if include_delayed:
             query += "&include_delayed=true"
-        links.append({"rel": "next", "href": f"{render.queue_path(queue_name)}/messages?{query}"})
-    return json_reply({"messages": [render.message(queue_name, m) for m in page.items], "links": links})
+        links.append({"rel": "next", "href": f"{collection.path(name)}/messages?{query}"})
+    shown = [render.message(name, m, collection=collection.name) for m in page.items]
+    return json_reply({"messages": shown, "links": links})
+
+
+def get(collection: Collection, name: str, message_id: str) -> Response:
+    services = current_services()
+    message = messages.message_get(services, collection.scope(services, caller_of(services)), name, message_id)
+    return json_reply(render.message(name, message, collection=collection.name))
+
+
+# -- the routes of queues ---------------------------------------------------------------------
+
+
+@bp.route("/v2/queues/{queue_name}/messages", methods=["POST"], content_types=ANY)
+@zaqar_view
+def message_post(queue_name: str) -> Response:
+    return post(QUEUES, queue_name)
+
+
+@bp.route("/v2/queues/{queue_name}/messages", methods=["GET"], content_types=ANY)
+@zaqar_view
+def message_list(queue_name: str) -> Response:
+    return listing(QUEUES, queue_name)
 
 
 @bp.route("/v2/queues/{queue_name}/messages", methods=["DELETE"], content_types=ANY)
@@ -92,9 +118,7 @@ def message_delete_many(queue_name: str) -> Response:
 @bp.route("/v2/queues/{queue_name}/messages/{message_id}", methods=["GET"], content_types=ANY)
 @zaqar_view
 def message_get(queue_name: str, message_id: str) -> Response:
-    services = current_services()
-    message = messages.message_get(services, caller_of(services), queue_name, message_id)
-    return json_reply(render.message(queue_name, message))
+    return get(QUEUES, queue_name, message_id)
 
 
 @bp.route("/v2/queues/{queue_name}/messages/{message_id}", methods=["DELETE"], content_types=ANY)

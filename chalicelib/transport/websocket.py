@@ -88,7 +88,7 @@ def _reply(request: dict[str, Any], status: int, body: Any, *, project: str | No
     }
     text = json.dumps({"request": echoed, "body": body, "headers": {"status": status}}, separators=(",", ":"))
     body_fields = request.get("body")
-    queue = body_fields.get("queue_name") if isinstance(body_fields, dict) else None
+    queue = body_fields.get("queue_name", body_fields.get("topic_name")) if isinstance(body_fields, dict) else None
     action = request.get("action")
     return Answer(text, status, action if isinstance(action, str) else None, project,
                   queue if isinstance(queue, str) else None, close)

@@ -2,20 +2,35 @@
 
 A :class:`Frame` is one request on a connection; the action reads its body
 fields (with the checks the websocket schema implies) and returns the
-status and body of the reply.
+status and body of the reply. The actions on queues are written for the
+frame's :class:`~chalicelib.transport.collection.Collection`: each
+``topic_*`` action (beyond upstream) is the queue action of the same name
+run for topics (``topic_name`` in the body instead of ``queue_name``).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
 from chalicelib import errors
-from chalicelib.api import claims, connections, inputs, messages, queues, subscriptions, validation
+from chalicelib.api import (
+    claims,
+    connections,
+    inputs,
+    messages,
+    queues,
+    redrive,
+    subscriptions,
+    topics,
+    validation,
+)
 from chalicelib.api.context import Caller, Services
 from chalicelib.transport import auth, render
+from chalicelib.transport.collection import QUEUES, TOPICS, Collection
 
 
 class Frame:
@@ -38,29 +53,46 @@ class Frame:
         inputs.check_headers(headers.items())  # as REST's: no control characters in names or values
         self.headers: dict[str, Any] = {str(k).lower(): v for k, v in headers.items()}
         self.body: dict[str, Any] = body
+        self.collection: Collection = QUEUES
+        """What the frame's actions act on: queues, or topics for the ``topic_*`` actions."""
+
+    def within(self, collection: Collection) -> Frame:
+        """This frame, acting on ``collection``."""
+        other = copy.copy(self)
+        other.collection = collection
+        return other
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name.lower())
         return value if isinstance(value, str) else None
 
-    @property
-    def caller(self) -> Caller:
+    def _tenant(self) -> Caller:
         settings = self.services.settings
         client = validation.client_id(self.header("Client-ID"), strict_uuid=settings.client_id_uuid_strict)
         project = validation.project_id(self.project, settings.limits)
         return Caller(project=project, client_id=client)
 
+    @property
+    def caller(self) -> Caller:
+        """Who asks, as the frame's collection sees it (a topic's caller acts in its topic space)."""
+        return self.collection.scope(self.services, self._tenant())
+
     def caller_with_token(self) -> Caller:
         """The caller, with its Keystone token when this frame carries one (a trust is made with it): the
         connection keeps no token, so a frame that needs one sends X-Auth-Token again."""
-        caller = self.caller
+        caller = self._tenant()
         token = self.header("X-Auth-Token")
-        if not token or self.services.settings.auth_strategy != "keystone":
-            return caller
-        identity = auth.identify(self.services, {"x-auth-token": token}, method="POST", path="/v2")
-        if identity.project != caller.project:
-            raise errors.Forbidden("The frame's X-Auth-Token is not for the project this connection authenticated for.")
-        return dataclasses.replace(caller, credentials=identity.credentials)
+        if token and self.services.settings.auth_strategy == "keystone":
+            identity = auth.identify(self.services, {"x-auth-token": token}, method="POST", path="/v2")
+            if identity.project != caller.project:
+                raise errors.Forbidden(
+                    "The frame's X-Auth-Token is not for the project this connection authenticated for.")
+            caller = dataclasses.replace(caller, credentials=identity.credentials)
+        return self.collection.scope(self.services, caller)
+
+    def name(self) -> str:
+        """The queue (``queue_name``) or topic (``topic_name``) the frame acts on."""
+        return self.text(self.collection.field)
 
     def field(self, name: str, default: Any = None, *, required: bool = False) -> Any:
         if name not in self.body or self.body[name] is None:
@@ -132,47 +164,53 @@ def _queue_list(frame: Frame) -> Reply:
         with_count=False, filters={},
     )
     items = [{"name": q.name, **({"metadata": q.stored or {}} if detailed else {})} for q in page.items]
-    body: dict[str, Any] = {"queues": items}
+    body: dict[str, Any] = {frame.collection.name: items}
     if page.next_marker is not None and len(items) == limit:  # a short page is the last one: no marker
         body["marker"] = page.next_marker
     return 200, body
 
 
 def _queue_create(frame: Frame) -> Reply:
-    name = frame.text("queue_name")
+    name = frame.name()
     metadata = frame.field("metadata", {})
     size = len(json.dumps(metadata))
     created = queues.queue_create(frame.services, frame.caller, name, metadata, size=size).value
-    return (201 if created else 204), f"Queue {name} created."
+    return (201 if created else 204), f"{frame.collection.noun} {name} created."
 
 
 def _queue_delete(frame: Frame) -> Reply:
-    name = frame.text("queue_name")
+    name = frame.name()
     queues.queue_delete(frame.services, frame.caller, name)
-    return 204, f"Queue {name} removed."
+    return 204, f"{frame.collection.noun} {name} removed."
 
 
 def _queue_get(frame: Frame) -> Reply:
-    return 200, queues.queue_get(frame.services, frame.caller, frame.text("queue_name"))
+    found = queues.queue_get(frame.services, frame.caller, frame.name())
+    return 200, frame.collection.reported(frame.services, found)
 
 
 def _queue_get_stats(frame: Frame) -> Reply:
-    name = frame.text("queue_name")
+    name = frame.name()
     found = queues.queue_stats(frame.services, frame.caller, name)
-    return (200 if found is not None else 404), render.stats(name, found)
+    return (200 if found is not None else 404), render.stats(name, found, frame.collection.name)
 
 
 def _queue_purge(frame: Frame) -> Reply:
-    name = frame.text("queue_name")
+    name = frame.name()
     types = frame.field("resource_types")
     queues.queue_purge(frame.services, frame.caller, name, None if types is None else {"resource_types": types})
     return 204, {}
 
 
+def _queue_redrive(frame: Frame) -> Reply:
+    body = {key: frame.field(key) for key in ("destination", "limit") if frame.field(key) is not None}
+    return 200, {"moved": redrive.redrive(frame.services, frame.caller, frame.text("queue_name"), body).value}
+
+
 def _message_list(frame: Frame) -> Reply:
     limits = frame.services.settings.limits
     page = messages.message_list(
-        frame.services, frame.caller, frame.text("queue_name"),
+        frame.services, frame.caller, frame.name(),
         marker=frame.marker(),
         limit=frame.integer("limit", limits.default_messages_per_page, 1, limits.max_messages_per_page),
         echo=frame.flag("echo", False), include_claimed=frame.flag("include_claimed", False),
@@ -185,15 +223,13 @@ def _message_list(frame: Frame) -> Reply:
 
 
 def _message_get(frame: Frame) -> Reply:
-    found = messages.message_get(frame.services, frame.caller, frame.text("queue_name"), frame.text("message_id"))
+    found = messages.message_get(frame.services, frame.caller, frame.name(), frame.text("message_id"))
     return 200, {"messages": render.ws_message(found)}
 
 
 def _message_get_many(frame: Frame) -> Reply:
     try:
-        found = messages.message_get_many(
-            frame.services, frame.caller, frame.text("queue_name"), frame.ids("message_ids")
-        )
+        found = messages.message_get_many(frame.services, frame.caller, frame.name(), frame.ids("message_ids"))
     except errors.NotFound:
         found = []
     return 200, {"messages": [render.ws_message(m) for m in found]}
@@ -203,7 +239,8 @@ def _message_post(frame: Frame) -> Reply:
     items = frame.field("messages", required=True)
     body = {"messages": items}
     size = len(json.dumps(body))
-    ids = messages.message_post(frame.services, frame.caller, frame.text("queue_name"), body, size=size).value
+    ids = messages.message_post(frame.services, frame.caller, frame.name(), body, size=size,
+                                idempotency_key=frame.header(messages.IDEMPOTENCY_KEY)).value
     return 201, {"message_ids": ids}
 
 
@@ -260,7 +297,7 @@ def _claim_delete(frame: Frame) -> Reply:
 
 
 def _subscription_create(frame: Frame) -> Reply:
-    queue = frame.text("queue_name")
+    queue = frame.name()
     body = {k: frame.body[k] for k in ("subscriber", "ttl", "options") if k in frame.body}
     try:
         sid, _created = subscriptions.subscription_create(
@@ -276,16 +313,14 @@ def _subscription_create(frame: Frame) -> Reply:
 
 
 def _subscription_get(frame: Frame) -> Reply:
-    found = subscriptions.subscription_get(
-        frame.services, frame.caller, frame.text("queue_name"), frame.text("subscription_id")
-    )
+    found = subscriptions.subscription_get(frame.services, frame.caller, frame.name(), frame.text("subscription_id"))
     return 200, render.subscription(found, signing_secret=subscriptions.signing_secret(frame.services, found.id))
 
 
 def _subscription_list(frame: Frame) -> Reply:
     limits = frame.services.settings.limits
     page = subscriptions.subscription_list(
-        frame.services, frame.caller, frame.text("queue_name"), marker=frame.marker(),
+        frame.services, frame.caller, frame.name(), marker=frame.marker(),
         limit=frame.integer("limit", limits.default_subscriptions_per_page, 1, limits.max_subscriptions_per_page),
     )
     body: dict[str, Any] = {"subscriptions": [render.subscription(s) for s in page.items]}
@@ -296,8 +331,18 @@ def _subscription_list(frame: Frame) -> Reply:
 
 def _subscription_delete(frame: Frame) -> Reply:
     sid = frame.text("subscription_id")
-    subscriptions.subscription_delete(frame.services, frame.caller_with_token(), frame.text("queue_name"), sid)
+    subscriptions.subscription_delete(frame.services, frame.caller_with_token(), frame.name(), sid)
     return 204, f"Subscription {sid} removed."
+
+
+def _on_topics(action: Callable[[Frame], Reply]) -> Callable[[Frame], Reply]:
+    """The queue action, for the topic the frame's ``topic_name`` names."""
+
+    def topic_action(frame: Frame) -> Reply:
+        with topics.worded():
+            return action(frame.within(TOPICS))
+
+    return topic_action
 
 
 ACTIONS: dict[str, Callable[[Frame], Reply]] = {
@@ -308,6 +353,7 @@ ACTIONS: dict[str, Callable[[Frame], Reply]] = {
     "queue_get": _queue_get,
     "queue_get_stats": _queue_get_stats,
     "queue_purge": _queue_purge,
+    "queue_redrive": _queue_redrive,
     "message_list": _message_list,
     "message_get": _message_get,
     "message_get_many": _message_get_many,
@@ -322,4 +368,19 @@ ACTIONS: dict[str, Callable[[Frame], Reply]] = {
     "subscription_get": _subscription_get,
     "subscription_list": _subscription_list,
     "subscription_delete": _subscription_delete,
+    # topics (beyond upstream, whose websocket API has none)
+    "topic_list": _on_topics(_queue_list),
+    "topic_create": _on_topics(_queue_create),
+    "topic_delete": _on_topics(_queue_delete),
+    "topic_get": _on_topics(_queue_get),
+    "topic_get_stats": _on_topics(_queue_get_stats),
+    "topic_purge": _on_topics(_queue_purge),
+    "topic_message_list": _on_topics(_message_list),
+    "topic_message_get": _on_topics(_message_get),
+    "topic_message_get_many": _on_topics(_message_get_many),
+    "topic_message_post": _on_topics(_message_post),
+    "topic_subscription_create": _on_topics(_subscription_create),
+    "topic_subscription_get": _on_topics(_subscription_get),
+    "topic_subscription_list": _on_topics(_subscription_list),
+    "topic_subscription_delete": _on_topics(_subscription_delete),
 }

@@ -40,6 +40,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "queue_get": {"queue_name": "wq"},
     "queue_get_stats": {"queue_name": "wq"},
     "queue_purge": {"queue_name": "wq", "resource_types": ["messages", "subscriptions"]},
+    "queue_redrive": {"queue_name": "wq", "destination": "wq2", "limit": 5},
     "message_list": {"queue_name": "wq", "limit": 5, "echo": True, "include_claimed": True, "marker": "1"},
     "message_get": {"queue_name": "wq", "message_id": "MESSAGE"},
     "message_get_many": {"queue_name": "wq", "message_ids": ["MESSAGE", "MESSAGE"]},
@@ -56,6 +57,15 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "subscription_list": {"queue_name": "wq", "limit": 5},
     "subscription_delete": {"queue_name": "wq", "subscription_id": "SUBSCRIPTION"},
 }
+# topic actions: their queue twins' bodies, for a topic
+TEMPLATES.update({
+    f"topic_{action}": {("topic_name" if k == "queue_name" else k): v for k, v in TEMPLATES[action].items()}
+    for action in ("message_list", "message_get", "message_get_many", "message_post", "subscription_create",
+                   "subscription_get", "subscription_list", "subscription_delete")})
+TEMPLATES.update({
+    action.replace("queue_", "topic_"): {("topic_name" if k == "queue_name" else k): v
+                                         for k, v in TEMPLATES[action].items()}
+    for action in ("queue_list", "queue_create", "queue_delete", "queue_get", "queue_get_stats", "queue_purge")})
 PLACEHOLDERS = {"MESSAGE": "message", "CLAIM": "claim", "SUBSCRIPTION": "subscription"}
 
 
@@ -153,7 +163,8 @@ class FrameFuzzer:
         if status < 400:
             return None, status
         body = reply["body"]
-        if status == 404 and reply["request"].get("action") == "queue_get_stats" and set(body) == {"messages"}:
+        if status == 404 and reply["request"].get("action") in {"queue_get_stats", "topic_get_stats"} \
+                and set(body) == {"messages"}:
             return None, status  # upstream's answer for a queue that does not exist: zero stats
         if not isinstance(body, dict) or set(body) != {"exception", "error"}:
             return "an error body that is not Zaqar's", status

@@ -79,9 +79,9 @@ BODY_ROUTES = sorted((method, path) for path, methods in app_module.app.routes.i
 def test_json_nested_ten_thousand_deep_is_400_on_every_route_with_a_body(api: Api) -> None:
     assert len(BODY_ROUTES) >= 14
     for method, path in BODY_ROUTES:
-        concrete = path.replace("{queue_name}", "q1").replace("{claim_id}", "0" * 32).replace(
-            "{subscription_id}", "0" * 32).replace("{pool_name}", "p1").replace("{flavor_name}", "f1")
-        patch = path == "/v2/queues/{queue_name}" and method == "PATCH"
+        concrete = path.replace("{queue_name}", "q1").replace("{topic_name}", "t1").replace("{claim_id}", "0" * 32) \
+            .replace("{subscription_id}", "0" * 32).replace("{pool_name}", "p1").replace("{flavor_name}", "f1")
+        patch = path in {"/v2/queues/{queue_name}", "/v2/topics/{topic_name}"} and method == "PATCH"
         for text in (deep(10_000), deep(10_000, "{"), '{"messages": [' * 5000):
             reply = api.call(method, concrete, raw=text,
                              headers={**ADMIN, "Content-Type": queues.PATCH_MEDIA_TYPE} if patch else ADMIN)

@@ -27,6 +27,10 @@ def test_settings_default_to_zaqar_limits_and_refuse_bad_values() -> None:
         Settings.from_mapping({"ADMIN_MODE": "maybe"})
     with pytest.raises(ConfigError, match="MAX_MESSAGE_TTL"):
         Settings.from_mapping({"MAX_MESSAGE_TTL": "lots"})
+    assert Settings.from_mapping({}).idempotency_window == 300
+    assert Settings.from_mapping({"IDEMPOTENCY_WINDOW": "1.5"}).idempotency_window == 1.5
+    with pytest.raises(ConfigError, match="IDEMPOTENCY_WINDOW must be at least 1"):
+        Settings.from_mapping({"IDEMPOTENCY_WINDOW": "0"})
 
 
 def test_encryption_round_trips_with_a_fresh_iv_each_time() -> None:
