@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast check wheels bench bench-budget bench-notify bench-idle bench-upstream bench-validation bench-replicas bench-keyed clean
+.PHONY: run test test-fast check wheels bench bench-budget bench-notify bench-idle bench-upstream bench-validation bench-replicas bench-keyed browser clean
 KEYSTONE_VENV := .venv-keystone
 TEMPEST_VENV := .venv-tempest
 FUNCTIONAL_VENV := .venv-zaqar-functional
@@ -33,9 +33,19 @@ run: $(STAMP)
 	$(BIN)/python -m infra.local
 
 ## test: lint, type checks and every test (starts the services the tests need)
-test: check $(KEYSTONE_VENV)/.installed $(TEMPEST_VENV)/.installed $(FUNCTIONAL_VENV)/.installed
+test: check browser $(KEYSTONE_VENV)/.installed $(TEMPEST_VENV)/.installed $(FUNCTIONAL_VENV)/.installed
 	bash infra/local/ensure-services.sh
 	$(BIN)/python -m pytest
+
+## browser: Debian's Chromium for the web console's browser tests (apt-get, when missing; about a minute)
+CHROMIUM_BIN := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM_BIN) || { \
+	  echo "==> Installing Debian's chromium and chromium-driver for the console's browser tests (first time only: about a minute)"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  $$sudo apt-get install -y --no-install-recommends chromium chromium-driver \
+	    || { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium chromium-driver; } \
+	    || echo "warning: Chromium could not be installed: the browser tests skip (under CI they fail)"; }
 
 ## test-fast: lint, type checks and the in-process tests (unit, contract, functional: under 2 minutes)
 test-fast: check

@@ -9,6 +9,7 @@ from chalicelib.transport import (
     http,
     lambdas,
     rest_admin,
+    rest_console,
     rest_home,
     rest_messages,
     rest_openapi,
@@ -30,6 +31,7 @@ app.register_blueprint(rest_subscriptions.bp)
 app.register_blueprint(rest_topics.bp)
 app.register_blueprint(rest_admin.bp)
 app.register_blueprint(rest_openapi.bp)
+app.register_blueprint(rest_console.bp)  # the web console's static files
 
 
 @app.on_ws_connect()

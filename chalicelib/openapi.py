@@ -344,7 +344,27 @@ def _paths(limits: Limits) -> dict[str, Schema]:
                                  errors=(409,)),
         }
     paths.update(_topic_paths(paths))
+    paths.update(_console_paths())
     return paths
+
+
+CONSOLE_TYPES = ("text/html", "text/css", "text/javascript", "image/svg+xml")
+
+
+def _console_paths() -> dict[str, Schema]:
+    """The web console's static files (``chalicelib.transport.rest_console``): no headers needed."""
+    text = {"type": "string"}
+    file_param = _path_param("file", {"type": "string", "minLength": 1, "description": (
+        "One of the console's files (index.html, console.css, console.js, ...); any other name is a 404.")})
+    page = {"description": "The console's page.", "content": {"text/html": {"schema": text}}}
+    return {
+        "/console": {"get": _operation("console", "The web console (the page itself at /console/; /console "
+                                       "redirects to console/index.html).", {
+            "200": page, "302": {"description": "To console/index.html, the query kept."}})},
+        "/console/{file}": {"parameters": [file_param], "get": _operation("console_file", "A file of the web console.", {
+            "200": {"description": "The file.", "content": {media: {"schema": text} for media in CONSOLE_TYPES}},
+            "304": {"description": "Not modified (If-None-Match named its ETag)."}})},
+    }
 
 
 TOPICS_NOTE = ("Topics are beyond upstream's working set (upstream has these routes, but by code reading its "
