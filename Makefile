@@ -47,7 +47,7 @@ browser:
 	    || { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium chromium-driver; } \
 	    || echo "warning: Chromium could not be installed: the browser tests skip (under CI they fail)"; }
 
-## test-fast: lint, type checks and the in-process tests (unit, contract, functional: under 2 minutes)
+## test-fast: lint, type checks and the in-process tests (unit, contract, functional: about 4.5 minutes)
 test-fast: check
 	bash infra/local/ensure-services.sh
 	$(BIN)/python -m pytest tests/unit tests/contract tests/functional
