@@ -22,6 +22,7 @@ from chalicelib.storage import base
 from chalicelib.storage.base import NewMessage, QueueSettings
 from chalicelib.storage.mongodb.driver import MongoStore, queue_id
 from tests.leases import expire_lease
+from tests.mongodb_races import deleted_while_posting
 from tests.wire_mongodb import wire_mongodb
 
 pytestmark = pytest.mark.mongodb
@@ -162,21 +163,8 @@ def test_a_dead_letter_is_in_its_queue_or_its_target_never_in_neither(store: Mon
 def test_a_post_racing_its_queues_delete_lands_once_in_the_queue_that_exists(store: MongoStore, project: str) -> None:
     store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings())
     _post(store, project, '"before"')
-    read = store._queue_for_post
-    raced = []
-
-    def then_deleted(*args: Any) -> dict[str, Any]:
-        found = read(*args)
-        if not raced:  # the queue is deleted between this post's read and its write
-            raced.append(True)
-            store.queue_delete(project=project, queue=Q)
-        return found
-
-    store._queue_for_post = then_deleted  # type: ignore[method-assign]
-    try:
+    with deleted_while_posting(store, project, Q):
         _post(store, project, '"during"')
-    finally:
-        store._queue_for_post = read  # type: ignore[method-assign]
     _post(store, project, '"after"')  # no duplicate marker, no 500
     assert _listed(store, project) == ['"during"', '"after"']
     incarnation = store._queues.find_one({"_id": queue_id(project, Q)})["g"]

@@ -22,6 +22,7 @@ from chalicelib.storage import base
 from chalicelib.storage.base import NewMessage, QueueSettings
 from chalicelib.storage.mongodb.driver import EMPTY_KEEP_MS, MongoStore, _key, queue_id
 from tests.leases import expire_lease
+from tests.mongodb_races import deleted_while_posting
 
 pytestmark = pytest.mark.mongodb
 Q = "orders"
@@ -237,21 +238,8 @@ def test_a_purge_keeps_the_queues_keys_and_a_delete_forgets_them(store: MongoSto
 
 def test_a_keyed_post_racing_its_queues_delete_lands_once(store: MongoStore, project: str) -> None:
     store.queue_create(project=project, queue=Q, metadata={}, settings=QueueSettings())
-    read = store._queue_for_post
-    raced = []
-
-    def then_deleted(*args: Any) -> dict[str, Any]:
-        found = read(*args)
-        if not raced:  # the queue is deleted between this post's read and its write
-            raced.append(True)
-            store.queue_delete(project=project, queue=Q)
-        return found
-
-    store._queue_for_post = then_deleted  # type: ignore[method-assign]
-    try:
+    with deleted_while_posting(store, project, Q):
         posted = _keyed(store, project, "k1", '"during"')
-    finally:
-        store._queue_for_post = read  # type: ignore[method-assign]
     assert not posted.repeated and _listed(store, project) == ['"during"']
     again = _keyed(store, project, "k1", '"during"')
     assert again.repeated and again.ids == posted.ids
