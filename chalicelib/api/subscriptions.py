@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
 import unicodedata
 from typing import Any
@@ -18,6 +17,7 @@ from chalicelib import errors, topics
 from chalicelib.api import bodies, listeners, outbox, trust_subscribers, validation
 from chalicelib.api.context import Caller, Outcome, Services
 from chalicelib.api.queues import create_in_place
+from chalicelib.config import Limits
 from chalicelib.rules import addresses, retry_policy, trust
 from chalicelib.rules import options as rules
 from chalicelib.storage import base
@@ -25,7 +25,6 @@ from chalicelib.storage.base import QueueSettings
 
 WEBSOCKET_SCHEME = "websocket"
 QUEUE_SCHEME = "queue"  # fan-out to a queue of the same project (chalicelib.notify.channels.queue)
-QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_TTL = 3600
 WITH_MESSAGE_ID = "include_message_id"  # the option notify.payloads reads
 WEBHOOK_SCHEMES = frozenset({"http", "https"}) | trust.SCHEMES
@@ -85,9 +84,11 @@ def check_subscriber(value: str) -> str:
         return value
     if scheme == QUEUE_SCHEME:
         name = value.split(":", 1)[1]
-        if not QUEUE_NAME.fullmatch(name):
-            raise errors.InvalidBody(f"subscriber {value[:80]!r} must name a queue: queue:NAME, NAME of 1 to 64 "
-                                     "ASCII letters, digits, underscores, dashes and dots.")
+        try:
+            validation.queue_name(name, Limits())  # the name's length is the schema's and the catalog's
+        except errors.Invalid as exc:
+            raise errors.InvalidBody(f"subscriber {value[:80]!r} must name a queue (queue:NAME): "
+                                     f"{exc.description}") from None
         return QUEUE_SCHEME + ":" + name
     raise errors.InvalidBody(f"Unsupported subscriber {value[:80]!r}: use http://, https://, trust+http(s)://, "
                              "mailto: or queue:.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from chalicelib.storage.base import Subscription
 if TYPE_CHECKING:
     from chalicelib.rules.filter_policy import FilterPolicy
 
+log = logging.getLogger(__name__)
 WEBSOCKET = "websocket:"
 QUEUE = "queue:"
 FILTER_POLICY = "filter_policy"
@@ -56,14 +58,14 @@ def plain(message: Mapping[str, Any]) -> Content:
     return Content(message.get("body"), message.get("attributes"), message.get("via"))
 
 
-def wanted(subscription: Subscription, content: Content | None) -> bool:
-    """Whether the subscription takes this message: its filter policy matches (a message that cannot be
-    read goes on, to fail visibly at delivery), and a forwarded message is not forwarded again."""
+def wanted(subscription: Subscription, policy: FilterPolicy | None, content: Content | None) -> bool:
+    """Whether the subscription takes this message: its filter ``policy`` (see :func:`filter_of`) matches (a
+    message that cannot be read goes on, to fail visibly at delivery), and a forwarded message is not
+    forwarded again."""
     if content is None:
         return True
     if content.via and subscription.subscriber.startswith(QUEUE):
         return False
-    policy = filter_of(subscription.options)
     return policy is None or policy.matches(attributes=content.attributes, body=content.body)
 
 
@@ -92,12 +94,18 @@ def jobs(event: Event, live: Callable[[], Sequence[Subscription]], *, now_ms: in
         messages = list(event.data.get("messages", []))
         contents: dict[int, Content | None] = {}
         for subscription in live():
-            choosy = FILTER_POLICY in subscription.options or subscription.subscriber.startswith(QUEUE)
+            try:
+                policy = filter_of(subscription.options)  # once per subscription and event
+            except ValueError as exc:  # stored before a rule existed: this subscription alone gets nothing
+                log.warning("subscription %s has an unusable filter_policy, nothing delivered: %s",
+                            subscription.id, exc)
+                continue
+            choosy = policy is not None or subscription.subscriber.startswith(QUEUE)
             for index, message in enumerate(messages):
                 if choosy:
                     if index not in contents:
                         contents[index] = reveal(message)
-                    if not wanted(subscription, contents[index]):
+                    if not wanted(subscription, policy, contents[index]):
                         continue  # not for this subscription: no delivery, and no failure either
                 job = Job(NOTIFICATION, event.id, event.project, event.queue, subscription.id, message, encrypted)
                 visible_at = event.time_ms + int(message.get("delay") or 0) * 1000
